@@ -1,0 +1,238 @@
+"""Genomes: sampling, mutation, crossover, decoding, hashing, distance and space sizes."""
+
+import dataclasses
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from search_space import (ADJUSTMENTS, CONNECTIONS, MUTATIONS, ORDER, SPACES, SpecError,
+                          SpineNetSpec, builtin_spec, canonical_hash, crossover, decode, distance,
+                          genome_from_spec, get_space, mutate, num_decisions, random_genome,
+                          seed_genome, similarity, validate_genome)
+from search_space.distance import decisions
+
+PAPER = get_space("spinenet-49")
+SPACE_NAMES = sorted(SPACES)
+seeds = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+def _in_window(spec, space):
+    for k, block in enumerate(spec.blocks):
+        if not set(block.input_offsets) <= set(space.parent_choices(k)):
+            return False
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=seeds, name=st.sampled_from(SPACE_NAMES))
+def test_sampled_mutated_and_crossed_genomes_decode_to_valid_specs(seed, name):
+    space = get_space(name)
+    rng = np.random.default_rng(seed)
+    a, b = random_genome(space, rng), random_genome(space, rng)
+    children = [a, mutate(a, space, rng), crossover(a, b, space, rng)]
+    for genome in children:
+        validate_genome(genome, space)
+        spec = decode(genome, space)
+        assert isinstance(spec, SpineNetSpec)
+        assert sorted(b.level for b in spec.blocks if b.is_output) == [3, 4, 5, 6, 7]
+        assert [b.is_output for b in spec.blocks] == [False] * 10 + [True] * 5
+        assert _in_window(spec, space)
+        assert all(lo <= b.level <= hi for b in spec.blocks for lo, hi in [space.level_range])
+
+
+GENOME_FIELDS = {
+    "reorder_intermediate": {"intermediate_order"}, "reorder_outputs": {"output_order"},
+    "repick_parent": {"parents"}, "change_level_offset": {"level_offsets"},
+    "flip_block_type": {"block_fns"},
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=seeds, name=st.sampled_from(SPACE_NAMES))
+def test_every_mutation_changes_exactly_its_own_decisions(seed, name):
+    space = get_space(name)
+    rng = np.random.default_rng(seed)
+    genome = random_genome(space, rng)
+    for op_name, (group, op) in MUTATIONS.items():
+        if not space.searches(group):
+            continue
+        child = op(genome, space, rng)
+        if child is None:
+            continue
+        validate_genome(child, space)
+        changed = {f for f, v in child.to_dict().items() if v != genome.to_dict()[f]}
+        assert changed == GENOME_FIELDS[op_name], op_name
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=seeds)
+def test_hash_is_canonical_under_same_level_swaps(seed):
+    rng = np.random.default_rng(seed)
+    genome = random_genome(PAPER, rng)
+    # Labels 1, 2, 3 share base level 3: swapping two of them (with their adjustments) is the
+    # same architecture.
+    order = list(genome.intermediate_order)
+    i, j = order.index(1), order.index(2)
+    order[i], order[j] = order[j], order[i]
+    offsets, fns = list(genome.level_offsets), list(genome.block_fns)
+    offsets[1], offsets[2] = offsets[2], offsets[1]
+    fns[1], fns[2] = fns[2], fns[1]
+    twin = dataclasses.replace(genome, intermediate_order=tuple(order), level_offsets=tuple(offsets),
+                               block_fns=tuple(fns))
+    assert twin != genome
+    assert decode(twin, PAPER) == decode(genome, PAPER)
+    assert canonical_hash(decode(twin, PAPER)) == canonical_hash(decode(genome, PAPER))
+    assert distance(twin, genome, PAPER)["total"] == 0
+
+
+def _graph(spec):
+    """The network a spec builds as a labelled DAG: an independent oracle for the hash."""
+    graph = nx.DiGraph()
+    for k in range(spec.num_stem_blocks):
+        graph.add_node(k, label=("stem", k))
+    merges = spec.dangling_merges()
+    for k, block in enumerate(spec.blocks):
+        node = spec.feature_index(k)
+        graph.add_node(node, label=(block.level, block.block_fn, block.is_output))
+        graph.add_edges_from(((p, node) for p in block.input_offsets), kind="resampled")
+        graph.add_edges_from(((f, node) for f in merges.get(k, ())), kind="direct")
+    return graph
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=seeds, name=st.sampled_from(SPACE_NAMES))
+def test_hash_equal_exactly_when_the_networks_are_isomorphic(seed, name):
+    space = get_space(name)
+    rng = np.random.default_rng(seed)
+    genome = random_genome(space, rng)
+    child = mutate(genome, space, rng)
+    a, b = decode(genome, space), decode(child, space)
+    assert (a == b) == (distance(genome, child, space)["total"] == 0)
+    same_network = nx.is_isomorphic(_graph(a), _graph(b), node_match=lambda x, y: x == y,
+                                    edge_match=lambda x, y: x == y)
+    assert (canonical_hash(a) == canonical_hash(b)) == same_network
+
+
+def test_hash_ignores_topological_order_and_parent_order():
+    spec = builtin_spec("spinenet-49")
+    # Blocks 0 and 1 (features 2, 3) both read only the stem: listing them the other way round,
+    # with every later reference to features 2 and 3 swapped, is the same network.
+    swap = {2: 3, 3: 2}
+    blocks = [spec.blocks[1], spec.blocks[0]] + list(spec.blocks[2:])
+    blocks = [dataclasses.replace(b, input_offsets=tuple(reversed([swap.get(p, p) for p in b.input_offsets])))
+              for b in blocks]
+    twin = dataclasses.replace(spec, blocks=tuple(blocks))
+    assert twin != spec
+    assert canonical_hash(twin) == canonical_hash(spec)
+    assert canonical_hash(spec.with_scaling(builtin_spec("spinenet-96").scaling)) != canonical_hash(spec)
+
+
+def test_spinenet49_round_trips_through_the_paper_space():
+    spec = builtin_spec("spinenet-49")
+    genome = genome_from_spec(spec, PAPER)
+    assert decode(genome, PAPER, spec.scaling) == spec
+    # The reference's example: base levels 2,4,3,4,4,4,4,5,3,3 shifted by 0,0,0,0,2,0,1,2,2,2.
+    bases = [PAPER.intermediate_base_levels[lab] for lab in genome.intermediate_order]
+    shifts = [genome.level_offsets[lab] for lab in genome.intermediate_order]
+    assert [b + s for b, s in zip(bases, shifts)] == [2, 4, 3, 4, 6, 4, 5, 7, 5, 5]
+    assert sorted(bases) == sorted(PAPER.intermediate_base_levels)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=seeds, name=st.sampled_from(SPACE_NAMES))
+def test_genome_from_spec_inverts_decode(seed, name):
+    space = get_space(name)
+    genome = random_genome(space, np.random.default_rng(seed))
+    spec = decode(genome, space)
+    back = genome_from_spec(spec, space)
+    assert decode(back, space) == spec
+    assert distance(back, genome, space)["total"] == 0
+
+
+def test_genome_from_spec_names_the_first_inexpressible_block():
+    spec = builtin_spec("spinenet-49")
+    with pytest.raises(SpecError, match=r"block 1 \(4, 'residual', \(0, 1\), False\) cannot be "
+                                        r"expressed in search space 'r0-sp53': block type 'residual'"):
+        genome_from_spec(spec, get_space("r0-sp53"))
+    far = list(spec.blocks)
+    far[8] = dataclasses.replace(far[8], input_offsets=(2, 9))  # feature 10's window is 5..9
+    with pytest.raises(SpecError, match=r"block 8 .* parents \(2, 9\): parents must be among "
+                                        r"features 5..9"):
+        genome_from_spec(dataclasses.replace(spec, blocks=tuple(far)), PAPER)
+    too_high = list(spec.blocks)
+    too_high[0] = dataclasses.replace(too_high[0], level=7)
+    too_high[1] = dataclasses.replace(too_high[1], level=7)  # only base 5 reaches 7
+    with pytest.raises(SpecError, match=r"block 1 \(7, 'residual'.*no intermediate block"):
+        genome_from_spec(dataclasses.replace(spec, blocks=tuple(too_high)), PAPER)
+
+
+def test_seed_genome_is_resnet50_order_fed_by_latest_two():
+    for space in SPACES.values():
+        spec = decode(seed_genome(space), space)
+        assert [b.level for b in spec.blocks] == [2, 3, 3, 3, 4, 4, 4, 4, 4, 5, 3, 4, 5, 6, 7]
+        assert all(b.input_offsets == (k, k + 1) for k, b in enumerate(spec.blocks))
+        assert {b.block_fn for b in spec.blocks} == {"bottleneck"}
+
+
+def test_paper_space_sizes_match_the_paper():
+    sizes = PAPER.size()
+    assert sizes[ORDER] == math.factorial(10) * math.factorial(5) == 435_456_000
+    assert sizes[ADJUSTMENTS] == 4 ** 10 * 2 ** 15
+    window = 1 * 3 * 6 * 10 ** 7
+    outputs = math.prod(math.comb(f, 2) for f in range(12, 17))
+    assert sizes[CONNECTIONS] == window * outputs
+    assert sizes["total"] == sizes[ORDER] * sizes[CONNECTIONS] * sizes[ADJUSTMENTS]
+    # Unrestricted connections, as the paper counts them: 8.35e20.
+    unrestricted = dataclasses.replace(PAPER, parent_window=100)
+    assert unrestricted.size()[CONNECTIONS] == math.prod(math.comb(f, 2) for f in range(2, 17))
+    assert f"{unrestricted.size()[CONNECTIONS]:.3g}" == "8.35e+20"
+    r0 = get_space("r0-sp53").size()
+    assert r0[ADJUSTMENTS] == 1 and r0["total"] == sizes[ORDER] * sizes[CONNECTIONS]
+
+
+def test_space_size_counts_distinct_genomes_on_a_tiny_space():
+    tiny = dataclasses.replace(PAPER, name="tiny", intermediate_base_levels=(3, 4),
+                               output_levels=(3, 4), level_offsets=(0, 1), parent_window=2,
+                               block_fns=("bottleneck",), level_range=(2, 5))
+    rng = np.random.default_rng(0)
+    seen = {random_genome(tiny, rng) for _ in range(20_000)}
+    assert len(seen) == tiny.size()["total"] == (2 * 2) * (1 * 1 * 6 * 10) * (2 * 2)
+
+
+def test_distance_and_similarity():
+    target = genome_from_spec(builtin_spec("spinenet-49"), PAPER)
+    seed = seed_genome(PAPER)
+    assert num_decisions(PAPER) == 15 + 30 + 15
+    assert distance(target, target, PAPER)["total"] == 0 and similarity(target, target, PAPER) == 1.0
+    d = distance(seed, target, PAPER)
+    # Levels: SpineNet-49 differs from the seed's 2,3,3,3,4,4,4,4,4,5,3,4,5,6,7 in 10 places;
+    # parents: 18 of its 30 agree with "the latest two"; types: 4 residual blocks.
+    assert d == {"levels": 10, "parents": 12, "block_fns": 4, "total": 26}
+    assert similarity(seed, target, PAPER) == 1 - 26 / 60
+    assert set(decisions(seed, get_space("r0-sp53"))) == {"levels", "parents"}
+
+
+def test_genome_dict_round_trip_and_bad_genomes():
+    genome = random_genome(PAPER, np.random.default_rng(3))
+    assert type(genome).from_dict(genome.to_dict()) == genome
+    bad = dataclasses.replace(genome, level_offsets=(3,) + genome.level_offsets[1:])
+    with pytest.raises(SpecError, match=r"genome.level_offsets\[0\]: 3 is not one of"):
+        decode(bad, PAPER)
+    fixed_connections = dataclasses.replace(PAPER, searched={ORDER, ADJUSTMENTS})
+    with pytest.raises(SpecError, match="genome.parents: connections are not searched"):
+        decode(dataclasses.replace(seed_genome(PAPER), parents=genome.parents), fixed_connections)
+
+
+def test_hash_tells_apart_networks_that_share_twin_blocks_differently():
+    # Features 2 and 3 are twins (both L4 bottlenecks of the stem); block 5 reading feature 3
+    # or feature 2 is the same tree of operations but a different network (found by hypothesis).
+    space = get_space("r0-sp53")
+    rng = np.random.default_rng(39326772)
+    genome = random_genome(space, rng)
+    a, b = decode(genome, space), decode(mutate(genome, space, rng), space)
+    assert [x.input_offsets for x in a.blocks][5] == (3, 6)
+    assert [x.input_offsets for x in b.blocks][5] == (2, 6)
+    assert canonical_hash(a) != canonical_hash(b)
