@@ -1,0 +1,163 @@
+"""The embedded datasets as TFDS builders written in array_record, buildable and readable
+without TensorFlow.
+
+`digits_on_photos` is COCO-like detection (features as TFDS `coco`); `digits_on_photos_cls` is
+one digit per image with its class. Every example is a pure function of (seed, split, index).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from proxy_tasks.data.config import SPLITS, EmbeddedConfig
+from proxy_tasks.data.records import (IndexedSource, classification_record,
+                                      detection_record)
+from proxy_tasks.data.render import render_digit_photo, render_scene
+from proxy_tasks.data.sources import load_photos, split_digits
+
+CLASS_NAMES = tuple(str(d) for d in range(10))
+# Image ids of split s are s * ID_STRIDE + index + 1, unique across splits and never 0.
+ID_STRIDE = 10_000_000
+JPEG_QUALITY = 90
+
+
+@dataclasses.dataclass
+class EmbeddedBuilderConfig(tfds.core.BuilderConfig):
+    """A TFDS builder config that carries the `EmbeddedConfig` it was made from."""
+
+    spec: Optional[EmbeddedConfig] = None
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    # Encoded here (with PIL) because TFDS' own encoder needs TensorFlow.
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="jpeg", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def _rng(config: EmbeddedConfig, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([config.seed, SPLITS.index(split), index])
+
+
+def _image_id(split: str, index: int) -> int:
+    return SPLITS.index(split) * ID_STRIDE + index + 1
+
+
+class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Shared plumbing: config handling, the three splits, photos at the right resolution."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    # Nothing is downloaded; left to TFDS, finding a checksums file needs importlib_resources.
+    url_infos = None
+
+    def __init__(self, *, spec: EmbeddedConfig, **kwargs):
+        super().__init__(config=EmbeddedBuilderConfig(name=spec.name, spec=spec), **kwargs)
+
+    @property
+    def spec(self) -> EmbeddedConfig:
+        return self.builder_config.spec
+
+    def _split_generators(self, dl_manager):
+        return {split: self._generate_examples(split) for split in SPLITS}
+
+    def _photos(self):
+        return load_photos(2 * self.spec.image_size)
+
+
+class DigitsOnPhotos(_EmbeddedBuilder):
+    """Handwritten digits on photo crops, 4+ octaves of object size, occlusion and clutter."""
+
+    name = "digits_on_photos"
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+            "image/id": np.int64,
+            "objects": tfds.features.Sequence({
+                "id": np.int64,
+                "area": np.int64,
+                "bbox": tfds.features.BBoxFeature(),
+                "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+                "is_crowd": np.bool_,
+            }),
+        }), description=__doc__)
+
+    def _generate_examples(self, split: str):
+        spec, photos = self.spec, self._photos()
+        digits, labels = split_digits(spec, split)
+        for index in range(spec.images_in(split)):
+            scene = render_scene(_rng(spec, split, index), photos, digits, labels, spec)
+            image_id = _image_id(split, index)
+            yield index, {
+                "image": _jpeg(scene.image),
+                "image/id": image_id,
+                "objects": {
+                    "id": image_id * 100 + np.arange(len(scene.labels)),
+                    "area": scene.areas,
+                    "bbox": np.clip(scene.boxes / spec.image_size, 0.0, 1.0),
+                    "label": scene.labels,
+                    "is_crowd": np.zeros(len(scene.labels), np.bool_),
+                },
+            }
+
+
+class DigitsOnPhotosCls(_EmbeddedBuilder):
+    """One handwritten digit per photo crop; the label is the digit."""
+
+    name = "digits_on_photos_cls"
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+            "image/id": np.int64,
+            "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+        }), description=__doc__, supervised_keys=("image", "label"))
+
+    def _generate_examples(self, split: str):
+        spec, photos = self.spec, self._photos()
+        digits, labels = split_digits(spec, split)
+        for index in range(spec.images_in(split)):
+            image, digit = render_digit_photo(_rng(spec, split, index), photos, digits, spec)
+            yield index, {"image": _jpeg(image), "image/id": _image_id(split, index),
+                          "label": int(labels[digit])}
+
+
+def _prepare(builder_class, data_dir: str, config: EmbeddedConfig) -> tfds.core.DatasetBuilder:
+    builder = builder_class(spec=config, data_dir=os.fspath(data_dir), file_format="array_record")
+    builder.download_and_prepare()  # a no-op when this config is already built in data_dir
+    return builder
+
+
+def prepare_embedded(data_dir: str, config: EmbeddedConfig = EmbeddedConfig()
+                     ) -> tfds.core.DatasetBuilder:
+    """The detection dataset for `config` under `data_dir`, built only if it is not there yet."""
+    return _prepare(DigitsOnPhotos, data_dir, config)
+
+
+def prepare_embedded_classification(data_dir: str, config: EmbeddedConfig = EmbeddedConfig()
+                                    ) -> tfds.core.DatasetBuilder:
+    """The classification dataset for `config` under `data_dir`, built only if missing."""
+    return _prepare(DigitsOnPhotosCls, data_dir, config)
+
+
+def embedded_sources(data_dir: str, config: EmbeddedConfig = EmbeddedConfig()
+                     ) -> Dict[str, IndexedSource]:
+    """Each split of the detection dataset (built if missing) as `DetectionRecord`s."""
+    builder = prepare_embedded(data_dir, config)
+    return {split: IndexedSource(builder.as_data_source(split), detection_record)
+            for split in SPLITS}
+
+
+def embedded_classification_sources(data_dir: str, config: EmbeddedConfig = EmbeddedConfig()
+                                    ) -> Dict[str, IndexedSource]:
+    """Each split of the classification dataset (built if missing) as `ClassificationRecord`s."""
+    builder = prepare_embedded_classification(data_dir, config)
+    return {split: IndexedSource(builder.as_data_source(split), classification_record)
+            for split in SPLITS}
