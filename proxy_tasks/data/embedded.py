@@ -87,7 +87,7 @@ class DigitsOnPhotos(_EmbeddedBuilder):
                 "label": tfds.features.ClassLabel(names=CLASS_NAMES),
                 "is_crowd": np.bool_,
             }),
-        }), description=__doc__)
+        }), description=type(self).__doc__)
 
     def _generate_examples(self, split: str):
         spec, photos = self.spec, self._photos()
@@ -118,7 +118,7 @@ class DigitsOnPhotosCls(_EmbeddedBuilder):
             "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
             "image/id": np.int64,
             "label": tfds.features.ClassLabel(names=CLASS_NAMES),
-        }), description=__doc__, supervised_keys=("image", "label"))
+        }), description=type(self).__doc__, supervised_keys=("image", "label"))
 
     def _generate_examples(self, split: str):
         spec, photos = self.spec, self._photos()

@@ -52,13 +52,13 @@ def load_digits() -> Tuple[np.ndarray, np.ndarray]:
     return (data.images / 16.0).astype(np.float32), data.target.astype(np.int64)
 
 
-def split_digits(config: EmbeddedConfig, split: str) -> Tuple[np.ndarray, np.ndarray]:
-    """The digit samples `split` draws from; the three splits' samples are disjoint.
+def split_digit_indices(config: EmbeddedConfig, split: str) -> np.ndarray:
+    """Indices of the digit samples `split` draws from; the three splits' are disjoint.
 
-    A seeded permutation is cut in `config.digit_fractions`, per class, so every split has
+    A seeded permutation of each class is cut in `config.digit_fractions`, so every split has
     every class.
     """
-    images, labels = load_digits()
+    labels = load_digits()[1]
     position = SPLITS.index(split)
     rng = np.random.default_rng([config.seed, 7919])
     chosen = []
@@ -66,5 +66,11 @@ def split_digits(config: EmbeddedConfig, split: str) -> Tuple[np.ndarray, np.nda
         members = rng.permutation(np.flatnonzero(labels == digit))
         cuts = np.round(np.cumsum((0.0,) + config.digit_fractions) * len(members)).astype(int)
         chosen.append(members[cuts[position]:cuts[position + 1]])
-    chosen = np.sort(np.concatenate(chosen))
+    return np.sort(np.concatenate(chosen))
+
+
+def split_digits(config: EmbeddedConfig, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of the digit samples of `split`."""
+    images, labels = load_digits()
+    chosen = split_digit_indices(config, split)
     return images[chosen], labels[chosen]

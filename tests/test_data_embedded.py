@@ -1,0 +1,134 @@
+"""The embedded digits-on-photos TFDS datasets: contents, determinism, reuse, no TensorFlow."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from proxy_tasks.data import (SPLITS, AnchorConfig, EmbeddedConfig, embedded_sources,
+                              prepare_embedded, prepare_embedded_classification)
+from proxy_tasks.data.render import render_scene
+from proxy_tasks.data.sources import load_digits, load_photos, split_digit_indices, split_digits
+from proxy_tasks.data.targets import assign_targets
+
+CONFIG = EmbeddedConfig(image_size=64, train_images=24, holdout_images=8, validation_images=8,
+                        seed=3)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("embedded")
+    prepare_embedded(directory, CONFIG)
+    return directory
+
+
+def _files(builder):
+    root = builder.data_dir
+    return {name: open(os.path.join(root, name), "rb").read()
+            for name in sorted(os.listdir(root)) if ".array_record-" in name}
+
+
+def test_splits_hold_coco_like_examples(data_dir):
+    sources = embedded_sources(data_dir, CONFIG)
+    assert {split: len(sources[split]) for split in SPLITS} == {
+        "train": 24, "holdout": 8, "validation": 8}
+    ids, boxes = [], 0
+    for split in SPLITS:
+        for record in sources[split]:
+            assert record.image.shape == (64, 64, 3) and record.image.dtype == np.uint8
+            assert record.boxes.shape == (len(record.labels), 4)
+            assert np.all((record.boxes >= 0) & (record.boxes <= 1))
+            assert np.all(record.boxes[:, 2:] > record.boxes[:, :2])
+            assert set(record.labels.tolist()) <= set(range(10))
+            assert np.all(record.areas > 0) and not record.is_crowd.any()
+            ids.append(record.image_id)
+            boxes += len(record.labels)
+    assert len(set(ids)) == 40 and min(ids) > 0
+    assert boxes >= 40
+
+
+def test_same_config_gives_identical_bytes_and_another_seed_does_not(data_dir, tmp_path):
+    first = _files(prepare_embedded(data_dir, CONFIG))
+    again = _files(prepare_embedded(tmp_path / "again", CONFIG))
+    other = _files(prepare_embedded(tmp_path / "other", EmbeddedConfig(
+        image_size=64, train_images=24, holdout_images=8, validation_images=8, seed=4)))
+    assert len(first) == 3 and first == again
+    assert all(first[name] != other[name] for name in first)
+
+
+def test_built_once_then_reused(data_dir):
+    builder = prepare_embedded(data_dir, CONFIG)
+    stamps = {name: os.stat(os.path.join(builder.data_dir, name)).st_mtime_ns
+              for name in os.listdir(builder.data_dir)}
+    again = prepare_embedded(data_dir, CONFIG)
+    assert again.data_dir == builder.data_dir
+    assert stamps == {name: os.stat(os.path.join(builder.data_dir, name)).st_mtime_ns
+                      for name in os.listdir(builder.data_dir)}
+
+
+def test_reading_needs_no_tensorflow(data_dir):
+    embedded_sources(data_dir, CONFIG)["holdout"][0]
+    assert "tensorflow" not in sys.modules
+
+
+def test_splits_draw_on_disjoint_digit_samples_with_every_class():
+    labels = load_digits()[1]
+    chosen = [split_digit_indices(CONFIG, split) for split in SPLITS]
+    assert sum(len(c) for c in chosen) == len(labels) == 1797
+    assert len(np.unique(np.concatenate(chosen))) == 1797
+    assert [len(c) for c in chosen] == [1078, 360, 359]
+    assert all(set(labels[c]) == set(range(10)) for c in chosen)
+
+
+def test_object_sizes_span_four_octaves_and_every_level_gets_positives():
+    config = EmbeddedConfig(image_size=512, max_distractors=0)
+    assert config.octaves == 4.0
+    digits, labels = split_digits(config, "train")
+    anchor_config = AnchorConfig()
+    anchors = anchor_config.anchors(512)
+    level_of = np.repeat(np.arange(3, 8), [9 * (512 // 2 ** l) ** 2 for l in range(3, 8)])
+    levels, long_sides = set(), []
+    for i in range(30):
+        scene = render_scene(np.random.default_rng([0, i]), load_photos(1024), digits, labels,
+                             config)
+        classes, _ = assign_targets(anchors, scene.boxes, scene.labels)
+        levels |= set(level_of[classes >= 0].tolist())
+        long_sides += np.max(scene.boxes[:, 2:] - scene.boxes[:, :2], 1).tolist()
+    assert levels == {3, 4, 5, 6, 7}
+    assert min(long_sides) <= 512 / 12 and max(long_sides) >= 512 * 0.75
+
+
+def test_occluded_digits_are_dropped_not_moved():
+    digits, labels = split_digits(CONFIG, "train")
+    kept = {}
+    for min_visible in (0.5, 1.0):
+        config = EmbeddedConfig(image_size=64, min_visible=min_visible, max_objects=8)
+        kept[min_visible] = [render_scene(np.random.default_rng([1, i]), load_photos(128),
+                                          digits, labels, config) for i in range(20)]
+    strict, loose = 0, 0
+    for a, b in zip(kept[1.0], kept[0.5]):
+        assert np.array_equal(a.image, b.image)
+        assert {tuple(box) for box in a.boxes} <= {tuple(box) for box in b.boxes}
+        strict, loose = strict + len(a.boxes), loose + len(b.boxes)
+    assert strict < loose
+
+
+def test_classification_variant(data_dir):
+    builder = prepare_embedded_classification(data_dir, CONFIG)
+    source = builder.as_data_source("validation")
+    labels = [int(source[i]["label"]) for i in range(len(source))]
+    assert len(labels) == 8 and set(labels) <= set(range(10))
+    assert source[0]["image"].shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"image_size": 16}, "image_size=16"),
+    ({"train_images": 0}, "train_images=0"),
+    ({"image_size": 32, "min_object_fraction": 0.0625}, "min_object_fraction=0.0625"),
+    ({"digit_fractions": (0.5, 0.5, 0.5)}, "digit_fractions=(0.5, 0.5, 0.5)"),
+    ({"min_objects": 3, "max_objects": 2}, "min_objects/max_objects=(3, 2)"),
+])
+def test_bad_config_names_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        EmbeddedConfig(**kwargs)

@@ -1,0 +1,139 @@
+"""Numpy input pipelines: anchor targets, geometry, determinism, batching and padding."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from proxy_tasks.data import (AnchorConfig, ClassificationRecord, InputConfig,
+                              classification_batches, detection_batches)
+from proxy_tasks.data.targets import assign_targets, encode
+from proxy_tasks.data.transforms import MEAN, STD, flip_horizontally, normalize, resize_crop_pad
+from proxy_tasks.models.boxes import assign_targets as jax_assign_targets
+from proxy_tasks.models.boxes import decode_boxes
+from proxy_tasks.models.losses import IGNORE, NEGATIVE
+from tests.data_helpers import scene_records
+
+EVAL = InputConfig(image_size=64, batch_size=4, train=False, num_workers=2)
+TRAIN = dataclasses.replace(EVAL, train=True, seed=5)
+
+
+@pytest.fixture(scope="module")
+def records():
+    return scene_records(10)
+
+
+def _equal_batches(a, b):
+    return len(a) == len(b) and all(
+        x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x) for x, y in zip(a, b))
+
+
+def test_assignment_thresholds_and_encoding():
+    anchors = np.array([[0, 0, 10, 10]] * 4, np.float32)
+    boxes = np.array([[0, 0, 10, 5], [0, 0, 10, 4.5], [0, 0, 10, 3.9], [0, 0, 10, 10]],
+                     np.float32)
+    for box, expected in zip(boxes[:3], (7, IGNORE, NEGATIVE)):
+        cls, targets = assign_targets(anchors[:1], box[None], np.array([7]))
+        assert cls.tolist() == [expected]
+    cls, targets = assign_targets(anchors[:1], boxes[:1], np.array([7]))
+    np.testing.assert_allclose(targets[0], [0.0, -0.25, 0.0, np.log(0.5)], atol=1e-6)
+    cls, targets = assign_targets(anchors, np.zeros((0, 4), np.float32), np.zeros(0, int))
+    assert cls.tolist() == [NEGATIVE] * 4 and not targets.any()
+
+
+def test_numpy_assignment_matches_the_models_jax_assignment(records):
+    anchors = AnchorConfig().anchors(64)
+    for record in records[:4]:
+        boxes, labels = record.boxes * 64, record.labels
+        cls, targets = assign_targets(anchors, boxes, labels)
+        padded_boxes = np.zeros((8, 4), np.float32)  # one shape: jax compiles once
+        padded_boxes[:len(boxes)] = boxes
+        padded_labels = np.full(8, -1, np.int32)
+        padded_labels[:len(labels)] = labels
+        jax_cls, jax_targets = jax_assign_targets(anchors, padded_boxes, padded_labels)
+        np.testing.assert_array_equal(cls, np.asarray(jax_cls))
+        np.testing.assert_allclose(targets, np.asarray(jax_targets), atol=1e-5)
+        assert (cls >= 0).any()
+
+
+def test_resize_pads_bottom_right_and_reports_scale():
+    image = np.full((50, 100, 3), 200, np.uint8)
+    output, scale, offset = resize_crop_pad(image, 64)
+    assert scale == 0.64 and offset == (0, 0)
+    np.testing.assert_allclose(output[:32], np.broadcast_to((200 - MEAN) / STD, (32, 64, 3)),
+                               rtol=1e-6)
+    assert not output[32:].any()
+    jittered, scale, offset = resize_crop_pad(image, 64, jitter=2.0, offset_fraction=(0.5, 0.5))
+    assert scale == 1.28 and offset == (0, 32) and jittered.shape == (64, 64, 3)
+
+
+def test_flip_and_normalize():
+    image = np.arange(12, dtype=np.uint8).reshape(1, 4, 3)
+    flipped, boxes = flip_horizontally(image, np.array([[0.1, 0.2, 0.5, 0.4]], np.float32))
+    assert flipped[0, 0].tolist() == [9, 10, 11]
+    np.testing.assert_allclose(boxes, [[0.1, 0.6, 0.5, 0.8]], rtol=1e-6)
+    np.testing.assert_allclose(normalize(image), (image - MEAN) / STD, rtol=1e-6)
+
+
+def test_eval_batches_keep_order_pad_and_carry_original_ground_truth(records):
+    batches = list(detection_batches(records, EVAL))
+    assert [b["valid"].tolist() for b in batches] == [[True] * 4, [True] * 4,
+                                                       [True, True, False, False]]
+    assert np.concatenate([b["image_ids"] for b in batches]).tolist() == list(range(1, 11)) + [0, 0]
+    first = batches[0]
+    n = len(records[0].labels)
+    assert first["images"].shape == (4, 64, 64, 3) and first["images"].dtype == np.float32
+    assert first["cls_targets"].shape == (4, 9 * (64 + 16 + 4 + 1 + 1))
+    assert first["box_targets"].shape == first["cls_targets"].shape + (4,)
+    np.testing.assert_allclose(first["gt_boxes"][0, :n], records[0].boxes * 64, rtol=1e-6)
+    assert first["gt_classes"][0].tolist() == records[0].labels.tolist() + [-1] * (100 - n)
+    assert first["scales"].tolist() == [1.0] * 4
+
+
+def test_positive_targets_decode_to_their_ground_truth(records):
+    anchors = AnchorConfig().anchors(64)
+    batch = next(detection_batches(records, EVAL))
+    positive = batch["cls_targets"] >= 0
+    image_of = np.nonzero(positive)[0]
+    decoded = np.asarray(decode_boxes(batch["box_targets"][positive],
+                                      np.broadcast_to(anchors, positive.shape + (4,))[positive]))
+    for i in range(4):
+        gt = batch["gt_boxes"][i][batch["gt_classes"][i] >= 0] * batch["scales"][i]
+        distance = np.abs(decoded[image_of == i][:, None, :] - gt[None]).max(-1)
+        assert positive[i].any() and distance.min(1).max() < 1e-3
+
+
+def test_training_batches_are_deterministic_shuffled_per_epoch_and_augmented(records):
+    epoch0 = list(detection_batches(records, TRAIN, epoch=0))
+    assert len(epoch0) == 2 and all(b["valid"].all() for b in epoch0)
+    assert _equal_batches(epoch0, list(detection_batches(
+        records, dataclasses.replace(TRAIN, num_workers=1, prefetch_batches=1), epoch=0)))
+    epoch1 = list(detection_batches(records, TRAIN, epoch=1))
+    assert not _equal_batches(epoch0, epoch1)
+    ids = np.concatenate([b["image_ids"] for b in epoch0])
+    assert len(set(ids.tolist())) == 8 and ids.tolist() != sorted(ids.tolist())
+    scales = np.concatenate([b["scales"] for b in epoch0])
+    assert np.all((scales >= 0.8) & (scales <= 1.2)) and len(set(scales.tolist())) == 8
+
+
+def test_classification_batches():
+    rng = np.random.default_rng(0)
+    source = [ClassificationRecord(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8), i % 10)
+              for i in range(6)]
+    config = InputConfig(image_size=16, batch_size=4, train=False)
+    batches = list(classification_batches(source, config))
+    assert [b["labels"].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 0, 0]]
+    assert batches[1]["valid"].tolist() == [True, True, False, False]
+    assert batches[0]["images"].shape == (4, 16, 16, 3)
+    train = dataclasses.replace(config, train=True)
+    assert _equal_batches(list(classification_batches(source, train, epoch=2)),
+                          list(classification_batches(source, train, epoch=2)))
+
+
+def test_training_needs_a_full_batch_and_configs_name_bad_fields(records):
+    with pytest.raises(ValueError, match="batch_size=16"):
+        list(detection_batches(records, dataclasses.replace(TRAIN, batch_size=16)))
+    with pytest.raises(ValueError, match=r"scale_range=\(1.2, 0.8\)"):
+        InputConfig(scale_range=(1.2, 0.8))
+    with pytest.raises(ValueError, match=r"negative_iou/positive_iou=\(0.6, 0.5\)"):
+        AnchorConfig(negative_iou=0.6)
