@@ -1,0 +1,69 @@
+"""Regularized (aging) evolution (Real et al., 2019): tournament selection, mutation, and the
+oldest member removed, so every architecture must keep being re-discovered to survive."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Iterable, Optional
+
+from controllers.base import Controller
+from search_space.genome import Genome, random_genome
+from search_space.operators import crossover, mutate
+from search_space.space import SearchSpace
+
+
+@dataclasses.dataclass(frozen=True)
+class EvolutionConfig:
+    """population_size P: members kept (and random proposals before evolving); tournament_size
+    S: members sampled per selection; crossover_prob: chance a child mixes the two best of the
+    tournament before its mutation."""
+
+    population_size: int = 64
+    tournament_size: int = 16
+    crossover_prob: float = 0.0
+
+    def __post_init__(self):
+        if self.population_size < 1:
+            raise ValueError(f"population_size: must be >= 1, got {self.population_size}")
+        if not 1 <= self.tournament_size <= self.population_size:
+            raise ValueError(f"tournament_size: must be in 1..population_size "
+                             f"({self.population_size}), got {self.tournament_size}")
+        if not 0.0 <= self.crossover_prob <= 1.0:
+            raise ValueError(f"crossover_prob: must be in [0, 1], got {self.crossover_prob}")
+
+
+class RegularizedEvolution(Controller):
+    """The first P proposals are the initial genomes then random ones; after that each proposal
+    is a mutated tournament winner of the current population (random while it is still empty).
+    Every result, failures included (with `failure_reward`), joins the population."""
+
+    kind = "evolution"
+
+    def __init__(self, space: SearchSpace, config: EvolutionConfig = EvolutionConfig(),
+                 seed: int = 0, initial_genomes: Optional[Iterable[Genome]] = None,
+                 failure_reward: float = 0.0):
+        super().__init__(space, seed, initial_genomes, failure_reward)
+        self.config = config
+        self.population = collections.deque(maxlen=config.population_size)  # (genome, reward)
+
+    def _next(self):
+        if self.num_proposed < self.config.population_size or not self.population:
+            return random_genome(self.space, self.rng), None
+        size = min(self.config.tournament_size, len(self.population))
+        picks = self.rng.choice(len(self.population), size=size, replace=False)
+        ranked = sorted(picks, key=lambda i: -self.population[i][1])  # stable: ties by draw
+        parent = self.population[ranked[0]][0]
+        if len(ranked) > 1 and self.rng.random() < self.config.crossover_prob:
+            parent = crossover(parent, self.population[ranked[1]][0], self.space, self.rng)
+        return mutate(parent, self.space, self.rng), None
+
+    def _learn(self, genome, reward, extra) -> None:
+        self.population.append((genome, reward))
+
+    def _state(self):
+        return {"population": [[g.to_dict(), r] for g, r in self.population]}
+
+    def _load_state(self, state) -> None:
+        self.population.clear()
+        self.population.extend((Genome.from_dict(g), float(r)) for g, r in state["population"])

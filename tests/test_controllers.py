@@ -1,0 +1,130 @@
+"""Controller interface: validity, seeding, async and failure feedback, resumable state."""
+
+import dataclasses
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from controllers import (FAILED, INFEASIBLE, EvolutionConfig, PPOConfig, PPOController, RandomSearch,
+                         RegularizedEvolution)
+from search_space import SPACES, seed_genome, validate_genome
+from tests.controllers_helpers import SMALL_PPO, SPACE, Scripted, drive, json_round_trip, reward_of
+
+FACTORIES = {
+    "random": lambda space, seed: RandomSearch(space, seed=seed),
+    "evolution": lambda space, seed: RegularizedEvolution(space, EvolutionConfig(8, 3, 0.5),
+                                                          seed=seed),
+    "ppo": lambda space, seed: PPOController(space, SMALL_PPO, seed=seed),
+}
+
+
+@settings(max_examples=20, deadline=None)
+@given(name=st.sampled_from(sorted(FACTORIES)), space=st.sampled_from(sorted(SPACES)),
+       seed=st.integers(0, 2 ** 31))
+def test_every_proposal_is_valid(name, space, seed):
+    """PPO runs 5 steps (fewer than a batch: no update to compile) in the second space."""
+    space = SPACES[space]
+    controller = FACTORIES[name](space, seed)
+    steps = 30 if name != "ppo" or space == SPACE else 5
+    for proposal in drive(controller, steps):
+        validate_genome(proposal.genome, space)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_seed_genome_first_then_same_seed_same_sequence(name):
+    runs = [drive(FACTORIES[name](SPACE, 5), 25) for _ in range(2)]
+    assert runs[0][0].genome == seed_genome(SPACE)
+    assert runs[0] == runs[1]
+    assert len({p.id for p in runs[0]}) == len(runs[0])
+    other = drive(FACTORIES[name](SPACE, 6), 25)
+    assert [p.genome for p in other] != [p.genome for p in runs[0]]
+
+
+def test_initial_genomes_are_proposed_in_order():
+    first = [seed_genome(SPACE), drive(RandomSearch(SPACE, seed=1), 1)[-1].genome]
+    controller = RegularizedEvolution(SPACE, seed=0, initial_genomes=first)
+    assert [controller.propose().genome for _ in range(2)] == first
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_async_feedback_in_any_order(name):
+    controller = FACTORIES[name](SPACE, 0)
+    proposals = [controller.propose() for _ in range(12)]
+    for k in np.random.default_rng(0).permutation(12):
+        controller.feedback(proposals[k].id, reward_of(proposals[k].genome))
+    assert not controller.outstanding
+    assert controller.num_results["ok"] == 12
+    validate_genome(controller.propose().genome, SPACE)
+
+
+def test_feedback_errors_name_the_field():
+    controller = RandomSearch(SPACE)
+    proposal = controller.propose()
+    with pytest.raises(KeyError, match="proposal_id"):
+        controller.feedback("random-99", 0.5)
+    with pytest.raises(ValueError, match="reward"):
+        controller.feedback(proposal.id, float("nan"))
+    with pytest.raises(ValueError, match="status"):
+        controller.feedback(proposal.id, 0.5, status="crashed")
+    controller.feedback(proposal.id, 0.5)
+    with pytest.raises(KeyError, match="proposal_id"):
+        controller.feedback(proposal.id, 0.5)
+    with pytest.raises(ValueError, match="seed"):
+        RandomSearch(SPACE, seed=-1)
+    with pytest.raises(ValueError, match="tournament_size"):
+        EvolutionConfig(population_size=4, tournament_size=5)
+    with pytest.raises(ValueError, match="learning_rate"):
+        PPOConfig(learning_rate=0)
+
+
+def test_failures_are_learned_with_the_failure_reward():
+    genomes = [seed_genome(SPACE)]
+    controller = Scripted(genomes, failure_reward=-1.0)
+    a, b = controller.propose(), controller.propose()
+    controller.feedback(a.id, None, {"error": "oom"}, FAILED)
+    controller.feedback(b.id, status=INFEASIBLE)
+    assert [r for _, r in controller.learned] == [-1.0, -1.0]
+    assert controller.num_results == {"ok": 0, "failed": 1, "infeasible": 1}
+
+
+def test_evolution_population_ages_out_oldest():
+    controller = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=0, initial_genomes=())
+    proposals = [controller.propose() for _ in range(6)]
+    for p in proposals:
+        controller.feedback(p.id, reward_of(p.genome))
+    assert [g for g, _ in controller.population] == [p.genome for p in proposals[2:]]
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_state_round_trip_and_replay_continue_identically(name):
+    original, ledger, outstanding = FACTORIES[name](SPACE, 3), [], []
+    drive(original, 20, ledger, outstanding)
+    state = json_round_trip(original.state_dict())
+    restored = FACTORIES[name](SPACE, 3)
+    restored.load_state_dict(state)
+    replayed = FACTORIES[name](SPACE, 3)
+    replayed.replay(ledger)
+    expected = drive(original, 20, outstanding=list(outstanding))
+    assert drive(restored, 20, outstanding=list(outstanding)) == expected
+    assert drive(replayed, 20, outstanding=list(outstanding)) == expected
+
+
+def test_load_and_replay_reject_mismatches():
+    ledger = []
+    drive(RandomSearch(SPACE, seed=1), 3, ledger)
+    with pytest.raises(ValueError, match=r"history\[0\]"):
+        RandomSearch(SPACE, seed=2, initial_genomes=()).replay(ledger)
+    with pytest.raises(ValueError, match="state.kind"):
+        RandomSearch(SPACE).load_state_dict(RegularizedEvolution(SPACE).state_dict())
+    with pytest.raises(ValueError, match="state.seed"):
+        RandomSearch(SPACE, seed=1).load_state_dict(RandomSearch(SPACE, seed=2).state_dict())
+
+
+def test_genome_state_is_plain_data():
+    controller = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=0)
+    drive(controller, 10)
+    state = controller.state_dict()
+    assert json_round_trip(state) == json_round_trip(json_round_trip(state))
+    assert dataclasses.is_dataclass(controller.propose())

@@ -1,0 +1,112 @@
+"""Middlewares: objective, hard constraints and dedup around any controller."""
+
+import numpy as np
+import pytest
+
+from controllers import (ALWAYS, FAILED, INFEASIBLE, Constraints, Dedup, Objective, RandomSearch,
+                         RegularizedEvolution, detector_cost_fn, mnas_reward)
+from controllers.evolution import EvolutionConfig
+from search_space import random_genome, seed_genome
+from tests.controllers_helpers import SPACE, Scripted, drive, json_round_trip, reward_of
+
+GENOMES = [seed_genome(SPACE)] + [random_genome(SPACE, np.random.default_rng(k)) for k in range(3)]
+
+
+def fake_cost(genome):
+    """A cheap stand-in for the cost model: FLOPs grow with the number of residual blocks."""
+    residual = sum(fn == "residual" for fn in genome.block_fns)
+    return {"params": 1000 + residual, "flops": 10 ** 9 * (1 + residual)}
+
+
+def test_mnas_reward_forms():
+    assert mnas_reward(0.4, 2e9, 1e9, -0.07, "above") == pytest.approx(0.4 * 2 ** -0.07)
+    assert mnas_reward(0.4, 5e8, 1e9, -0.07, "above") == 0.4
+    assert mnas_reward(0.4, 5e8, 1e9, -0.07, ALWAYS) == pytest.approx(0.4 * 0.5 ** -0.07)
+    with pytest.raises(ValueError, match="mode"):
+        mnas_reward(0.4, 5e8, 1e9, -0.07, "sometimes")
+
+
+def test_objective_transforms_ok_results_and_passes_failures():
+    inner = Scripted(GENOMES)
+    objective = Objective(inner, target_flops=2e9, weight=-0.5, mode=ALWAYS, cost_fn=fake_cost)
+    a, b = objective.propose(), objective.propose()
+    objective.feedback(a.id, 0.3, {"note": 1})
+    objective.feedback(b.id, None, {}, FAILED)
+    flops = fake_cost(a.genome)["flops"]
+    assert inner.learned[0][1] == pytest.approx(0.3 * (flops / 2e9) ** -0.5)
+    assert inner.learned[1][1] == inner.failure_reward
+    with pytest.raises(ValueError, match="weight"):
+        Objective(inner, target_flops=1e9, weight=0.1)
+
+
+def test_constraints_never_let_an_over_budget_genome_through():
+    cost_fn = detector_cost_fn(SPACE)
+    limit = float(np.median([cost_fn(random_genome(SPACE, np.random.default_rng(k)))["flops"]
+                             for k in range(9)]))
+    seen = []
+    inner = RandomSearch(SPACE, seed=0)
+    constrained = Constraints(inner, max_flops=limit, cost_fn=cost_fn, on_infeasible=seen.append)
+    for proposal in drive(constrained, 12):
+        assert cost_fn(proposal.genome)["flops"] <= limit
+    assert constrained.infeasible and seen == constrained.infeasible
+    assert all(r["cost"]["flops"] > limit and r["violations"] for r in constrained.infeasible)
+    assert inner.num_results[INFEASIBLE] == len(constrained.infeasible)
+    with pytest.raises(RuntimeError, match="max_attempts"):
+        Constraints(RandomSearch(SPACE), max_params=1, cost_fn=fake_cost, max_attempts=5).propose()
+    with pytest.raises(ValueError, match="max_flops"):
+        Constraints(inner, max_flops=-1)
+
+
+def test_dedup_answers_repeats_from_the_cache_and_parks_running_ones():
+    g0, g1, g2, g3 = GENOMES
+    inner = Scripted([g0, g1, g0, g1, g2, g3])
+    dedup = Dedup(inner)
+    first = [dedup.propose(), dedup.propose()]
+    dedup.feedback(first[0].id, 0.5, {"ap": 0.5})
+    third = dedup.propose()  # g0 answered from the cache, g1 parked behind its running twin
+    assert third.genome == g2 and (dedup.cache_hits, dedup.num_parked) == (1, 1)
+    dedup.feedback(first[1].id, 0.25)
+    assert [(g, r) for g, r in inner.learned] == [(g0, 0.5), (g0, 0.5), (g1, 0.25), (g1, 0.25)]
+    assert dedup.propose().genome == g3
+    with pytest.raises(KeyError, match="proposal_id"):
+        dedup.feedback(first[0].id, 0.5)
+
+
+def test_dedup_never_trains_a_hash_twice():
+    dedup = Dedup(RegularizedEvolution(SPACE, EvolutionConfig(4, 4), seed=0))
+    trained = drive(dedup, 60)
+    hashes = [dedup.hash_fn(p.genome) for p in trained]
+    assert len(set(hashes)) == len(hashes)
+    assert dedup.cache_hits > 0
+    with pytest.raises(RuntimeError, match="already evaluated"):
+        stuck = Dedup(Scripted(GENOMES[:1]), max_attempts=3)
+        stuck.feedback(stuck.propose().id, 0.1)
+        stuck.propose()
+
+
+def test_dedup_answers_a_failure_from_the_cache():
+    inner = Scripted(GENOMES[:1] * 3)
+    dedup = Dedup(inner, max_attempts=5)
+    proposal = dedup.propose()
+    dedup.feedback(proposal.id, None, {"error": "nan"}, FAILED)
+    with pytest.raises(RuntimeError):
+        dedup.propose()
+    assert inner.num_results[FAILED] == 1 + dedup.cache_hits
+
+
+def test_stack_state_round_trip_and_replay():
+    def build():
+        inner = RegularizedEvolution(SPACE, EvolutionConfig(6, 3), seed=1)
+        cost_fn = detector_cost_fn(SPACE)
+        return Dedup(Constraints(Objective(inner, target_flops=5.9e9, cost_fn=cost_fn),
+                                 max_flops=5.95e9, cost_fn=cost_fn))
+
+    original, ledger, outstanding = build(), [], []
+    drive(original, 15, ledger, outstanding)
+    restored, replayed = build(), build()
+    restored.load_state_dict(json_round_trip(original.state_dict()))
+    replayed.replay(ledger)
+    expected = drive(original, 10, outstanding=list(outstanding))
+    assert drive(restored, 10, outstanding=list(outstanding)) == expected
+    assert drive(replayed, 10, outstanding=list(outstanding)) == expected
+    assert reward_of(expected[-1].genome) >= 0
