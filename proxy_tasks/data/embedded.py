@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from proxy_tasks.data.config import SPLITS, EmbeddedConfig
+from proxy_tasks.data.prefetch import parallel_map
 from proxy_tasks.data.records import (IndexedSource, classification_record,
                                       detection_record)
 from proxy_tasks.data.render import render_digit_photo, render_scene
@@ -51,7 +52,7 @@ def _image_id(split: str, index: int) -> int:
 
 
 class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Shared plumbing: config handling, the three splits, photos at the right resolution."""
+    """Shared plumbing: config handling, the three splits, parallel example generation."""
 
     VERSION = tfds.core.Version("1.0.0")
     # Nothing is downloaded; left to TFDS, finding a checksums file needs importlib_resources.
@@ -67,8 +68,18 @@ class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _split_generators(self, dl_manager):
         return {split: self._generate_examples(split) for split in SPLITS}
 
-    def _photos(self):
-        return load_photos(2 * self.spec.image_size)
+    def _generate_examples(self, split: str):
+        """Examples in index order, rendered and encoded on all CPUs (PIL and numpy release the
+        GIL); each depends only on (seed, split, index), so the output is the same."""
+        photos = load_photos(2 * self.spec.image_size)
+        digits, labels = split_digits(self.spec, split)
+        examples = parallel_map(lambda i: self._example(split, i, photos, digits, labels),
+                                range(self.spec.images_in(split)), os.cpu_count() or 1, 64)
+        yield from enumerate(examples)
+
+    def _example(self, split: str, index: int, photos, digits, labels) -> dict:
+        """The example `index` of `split`, drawn from the split's digit samples."""
+        raise NotImplementedError
 
 
 class DigitsOnPhotos(_EmbeddedBuilder):
@@ -89,23 +100,21 @@ class DigitsOnPhotos(_EmbeddedBuilder):
             }),
         }), description=type(self).__doc__)
 
-    def _generate_examples(self, split: str):
-        spec, photos = self.spec, self._photos()
-        digits, labels = split_digits(spec, split)
-        for index in range(spec.images_in(split)):
-            scene = render_scene(_rng(spec, split, index), photos, digits, labels, spec)
-            image_id = _image_id(split, index)
-            yield index, {
-                "image": _jpeg(scene.image),
-                "image/id": image_id,
-                "objects": {
-                    "id": image_id * 100 + np.arange(len(scene.labels)),
-                    "area": scene.areas,
-                    "bbox": np.clip(scene.boxes / spec.image_size, 0.0, 1.0),
-                    "label": scene.labels,
-                    "is_crowd": np.zeros(len(scene.labels), np.bool_),
-                },
-            }
+    def _example(self, split: str, index: int, photos, digits, labels) -> dict:
+        spec = self.spec
+        scene = render_scene(_rng(spec, split, index), photos, digits, labels, spec)
+        image_id = _image_id(split, index)
+        return {
+            "image": _jpeg(scene.image),
+            "image/id": image_id,
+            "objects": {
+                "id": image_id * 100 + np.arange(len(scene.labels)),
+                "area": scene.areas,
+                "bbox": np.clip(scene.boxes / spec.image_size, 0.0, 1.0),
+                "label": scene.labels,
+                "is_crowd": np.zeros(len(scene.labels), np.bool_),
+            },
+        }
 
 
 class DigitsOnPhotosCls(_EmbeddedBuilder):
@@ -120,13 +129,11 @@ class DigitsOnPhotosCls(_EmbeddedBuilder):
             "label": tfds.features.ClassLabel(names=CLASS_NAMES),
         }), description=type(self).__doc__, supervised_keys=("image", "label"))
 
-    def _generate_examples(self, split: str):
-        spec, photos = self.spec, self._photos()
-        digits, labels = split_digits(spec, split)
-        for index in range(spec.images_in(split)):
-            image, digit = render_digit_photo(_rng(spec, split, index), photos, digits, spec)
-            yield index, {"image": _jpeg(image), "image/id": _image_id(split, index),
-                          "label": int(labels[digit])}
+    def _example(self, split: str, index: int, photos, digits, labels) -> dict:
+        image, digit = render_digit_photo(_rng(self.spec, split, index), photos, digits,
+                                          self.spec)
+        return {"image": _jpeg(image), "image/id": _image_id(split, index),
+                "label": int(labels[digit])}
 
 
 def _prepare(builder_class, data_dir: str, config: EmbeddedConfig) -> tfds.core.DatasetBuilder:
