@@ -106,8 +106,9 @@ def annotations_from_batch(batch: Mapping[str, np.ndarray]) -> List[ImageAnnotat
 
 def detections_from_batch(batch: Mapping[str, np.ndarray], boxes: np.ndarray, scores: np.ndarray,
                           classes: np.ndarray) -> List[dict]:
-    """COCO results for a batch's valid images from detections in input pixels ([B, M, 4], as
-    `proxy_tasks.models.detect` returns them), mapped back to original pixels via `scales`."""
+    """COCO results for an evaluation batch's valid images from detections in input pixels
+    ([B, M, 4], as `proxy_tasks.models.detect` returns them), mapped back to original pixels by
+    dividing by `scales` (evaluation batches are never cropped, so there is no offset)."""
     valid = np.flatnonzero(batch["valid"])
     sizes = batch["image_sizes"][valid].astype(np.float32)
     limits = np.concatenate([sizes, sizes], -1)[:, None, :]

@@ -54,6 +54,7 @@ def _image_id(split: str, index: int) -> int:
 class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Shared plumbing: config handling, the three splits, parallel example generation."""
 
+    # Bump when rendering changes: a built dataset is reused for as long as its version matches.
     VERSION = tfds.core.Version("1.0.0")
     # Nothing is downloaded; left to TFDS, finding a checksums file needs importlib_resources.
     url_infos = None
