@@ -91,6 +91,14 @@ def evaluate(ground_truth: COCO, detections: Sequence[Mapping]) -> Dict[str, flo
     return {name: max(float(value), 0.0) for name, value in zip(METRICS, evaluator.stats)}
 
 
+def annotations_from_record(record) -> ImageAnnotations:
+    """The ground truth of a `proxy_tasks.data.DetectionRecord` (normalized boxes -> pixels)."""
+    height, width = record.image.shape[:2]
+    return ImageAnnotations(record.image_id, height, width,
+                            record.boxes * np.array([height, width, height, width], np.float32),
+                            record.labels, record.areas, record.is_crowd)
+
+
 def annotations_from_batch(batch: Mapping[str, np.ndarray]) -> List[ImageAnnotations]:
     """The ground truth carried by a detection input batch (its `valid` images only)."""
     out = []

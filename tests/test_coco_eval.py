@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from proxy_tasks.coco_eval import (METRICS, ImageAnnotations, annotations_from_batch,
+                                   annotations_from_record,
                                    coco_detections, coco_ground_truth, detections_from_batch,
                                    evaluate)
 from proxy_tasks.data import InputConfig, detection_batches
@@ -92,6 +93,8 @@ def test_batches_round_trip_to_perfect_ap():
         detections += detections_from_batch(batch, boxes, np.ones(batch["gt_classes"].shape),
                                             batch["gt_classes"])
     assert [t.image_id for t in truth] == [1, 2, 3, 4, 5, 6]
+    from_records = coco_ground_truth(map(annotations_from_record, records), 10).dataset
+    assert from_records == coco_ground_truth(truth, 10).dataset
     assert (truth[1].height, truth[1].width) == (64, 128)
     metrics = evaluate(coco_ground_truth(truth, 10), detections)
     assert metrics["ap"] == pytest.approx(1.0, abs=1e-12) and metrics["ap50"] == 1.0
