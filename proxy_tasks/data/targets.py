@@ -14,15 +14,27 @@ import numpy as np
 from proxy_tasks.models.losses import IGNORE, NEGATIVE
 
 
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
 def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of [N, 4] and [M, 4] `(ymin, xmin, ymax, xmax)` boxes -> [N, M] (0 for empty unions)."""
-    a, b = a[:, None, :], b[None, :, :]
-    inter = (np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-             * np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0,
-                       None))
-    union = ((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-             + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter)
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0).astype(np.float32)
+    """IoU of [N, 4] and [M, 4] `(ymin, xmin, ymax, xmax)` boxes -> [N, M] (0 for empty unions).
+
+    Written with in-place float32 operations: with tens of thousands of anchors this is the
+    pipeline's largest cost.
+    """
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    inter = np.minimum(a[:, None, 2], b[None, :, 2])
+    inter -= np.maximum(a[:, None, 0], b[None, :, 0])
+    np.maximum(inter, 0, out=inter)
+    width = np.minimum(a[:, None, 3], b[None, :, 3])
+    width -= np.maximum(a[:, None, 1], b[None, :, 1])
+    np.maximum(width, 0, out=width)
+    inter *= width
+    union = np.add(_area(a)[:, None], _area(b)[None, :], out=width)
+    union -= inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def encode(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
