@@ -1,0 +1,70 @@
+"""Box geometry: IoU, encoding against anchors, decoding, and IoU-based target assignment.
+
+Boxes are `(ymin, xmin, ymax, xmax)`. Encoding is Faster R-CNN's
+`(dy / ha, dx / wa, log(h / ha), log(w / wa))`, each multiplied by `weights`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple
+
+import jax.numpy as jnp
+
+from proxy_tasks.models.losses import IGNORE, NEGATIVE
+
+# Largest log-scale a decoded box may take, as Detectron and Model Garden clip it.
+BBOX_XFORM_CLIP = math.log(1000.0 / 16.0)
+
+
+def _centre_size(boxes):
+    h, w = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+    return boxes[..., 0] + 0.5 * h, boxes[..., 1] + 0.5 * w, h, w
+
+
+def encode_boxes(boxes, anchors, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)):
+    """Regression targets of `boxes` relative to `anchors` (broadcasting) -> [..., 4]."""
+    y, x, h, w = _centre_size(boxes)
+    ya, xa, ha, wa = _centre_size(anchors)
+    deltas = jnp.stack([(y - ya) / ha, (x - xa) / wa, jnp.log(h / ha), jnp.log(w / wa)], -1)
+    return deltas * jnp.asarray(weights, deltas.dtype)
+
+
+def decode_boxes(deltas, anchors, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)):
+    """Inverse of `encode_boxes`; log-scales are clipped at log(1000/16)."""
+    deltas = deltas / jnp.asarray(weights, deltas.dtype)
+    ya, xa, ha, wa = _centre_size(anchors)
+    y, x = ya + deltas[..., 0] * ha, xa + deltas[..., 1] * wa
+    h = ha * jnp.exp(jnp.minimum(deltas[..., 2], BBOX_XFORM_CLIP))
+    w = wa * jnp.exp(jnp.minimum(deltas[..., 3], BBOX_XFORM_CLIP))
+    return jnp.stack([y - 0.5 * h, x - 0.5 * w, y + 0.5 * h, x + 0.5 * w], -1)
+
+
+def iou(a, b):
+    """Pairwise IoU: [N, 4] x [M, 4] -> [N, M] (0 where the union is empty)."""
+    a, b = a[:, None, :], b[None, :, :]
+    ih = jnp.maximum(jnp.minimum(a[..., 2], b[..., 2]) - jnp.maximum(a[..., 0], b[..., 0]), 0)
+    iw = jnp.maximum(jnp.minimum(a[..., 3], b[..., 3]) - jnp.maximum(a[..., 1], b[..., 1]), 0)
+    inter = ih * iw
+    area = lambda z: (z[..., 2] - z[..., 0]) * (z[..., 3] - z[..., 1])
+    union = area(a) + area(b) - inter
+    return jnp.where(union > 0, inter / jnp.where(union > 0, union, 1), 0)
+
+
+def assign_targets(anchors, gt_boxes, gt_classes, positive_iou: float = 0.5,
+                   negative_iou: float = 0.4) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """Matches each anchor to its highest-IoU ground-truth box.
+
+    `gt_boxes` [M, 4] and `gt_classes` [M] int, M >= 1; rows with class < 0 are padding. Returns `(cls_targets [N] int32,
+    box_targets [N, 4])`: the matched class where IoU >= `positive_iou`, `NEGATIVE` where
+    IoU < `negative_iou` (or no ground truth), `IGNORE` between; box targets are the encoded
+    matched boxes (zeros where not positive). Jittable and vmappable over a batch.
+    """
+    overlaps = jnp.where((gt_classes >= 0)[None, :], iou(anchors, gt_boxes), -1.0)
+    best = jnp.argmax(overlaps, axis=1)
+    best_iou = jnp.max(overlaps, axis=1)
+    cls = jnp.where(best_iou >= positive_iou, gt_classes[best],
+                    jnp.where(best_iou < negative_iou, NEGATIVE, IGNORE)).astype(jnp.int32)
+    positive = (cls >= 0)[:, None]
+    targets = encode_boxes(jnp.where(positive, gt_boxes[best], anchors), anchors)
+    return cls, jnp.where(positive, targets, 0.0)

@@ -1,0 +1,167 @@
+"""Building layers tuned for XLA: convolutions (1x1 as matrix products), BN, pooling, resizing."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from proxy_tasks.models.options import DEFAULT_KERNEL_INIT, ModelOptions
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+class Conv(nn.Module):
+    """A k x k SAME convolution with a float32 kernel, computed in `dtype`.
+
+    A 1x1 stride-1 convolution is a `dot_general` over the channel axis: on XLA's CPU backend
+    that avoids the transposes its convolution emitter inserts for the kernel gradient.
+    """
+
+    features: int
+    kernel_size: int = 1
+    strides: int = 1
+    use_bias: bool = False
+    dtype: Any = jnp.float32
+    kernel_init: Callable = DEFAULT_KERNEL_INIT
+    bias_init: Callable = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x):
+        k, cin = self.kernel_size, x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (k, k, cin, self.features), jnp.float32)
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        if k == 1 and self.strides == 1:
+            y = lax.dot_general(x, kernel.reshape(cin, self.features), (((x.ndim - 1,), (0,)), ((), ())))
+        else:
+            y = lax.conv_general_dilated(x, kernel, (self.strides, self.strides), "SAME",
+                                         dimension_numbers=NHWC)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
+        return y
+
+
+class BatchNorm(nn.Module):
+    """Batch normalization over all but the channel axis, folded into one multiply-add.
+
+    Statistics, scale and offset are float32; batch statistics use E[x^2] - E[x]^2 in float32.
+    Moving averages follow `momentum` in training (not at init), and are used in inference.
+    """
+
+    options: ModelOptions
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        o, c = self.options, x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+        offset = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        moving_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
+        moving_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            xf = x.astype(jnp.float32)
+            mean = xf.mean(axes)
+            var = jnp.maximum((xf * xf).mean(axes) - mean * mean, 0.0)
+            if not self.is_initializing():
+                m = o.bn_momentum
+                moving_mean.value = m * moving_mean.value + (1 - m) * mean
+                moving_var.value = m * moving_var.value + (1 - m) * var
+        else:
+            mean, var = moving_mean.value, moving_var.value
+        multiplier = scale * lax.rsqrt(var + o.bn_epsilon)
+        return x * multiplier.astype(x.dtype) + (offset - mean * multiplier).astype(x.dtype)
+
+
+class ConvBN(nn.Module):
+    """Conv (no bias) -> BN -> optional activation: the unit every backbone layer is made of."""
+
+    features: int
+    kernel_size: int
+    options: ModelOptions
+    strides: int = 1
+    activate: bool = True
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = Conv(self.features, self.kernel_size, self.strides, dtype=self.options.dtype,
+                 kernel_init=self.options.kernel_init, name="conv")(x)
+        x = BatchNorm(self.options, name="bn")(x, train)
+        return self.options.act(x) if self.activate else x
+
+
+# -- max pooling: 3x3, stride 2, SAME, with a hand-written gradient --------------------------
+POOL_WINDOW, POOL_STRIDE = 3, 2
+
+
+def _pool_pads(shape) -> Tuple[Tuple[int, int], ...]:
+    return tuple(lax.padtype_to_pads(shape[1:3], (POOL_WINDOW,) * 2, (POOL_STRIDE,) * 2, "SAME"))
+
+
+def _pool_taps(x):
+    """The input padded with -inf, and the nine strided views (one per window tap) of it."""
+    (pt, pb), (pl, pr) = _pool_pads(x.shape)
+    padded = lax.pad(x, jnp.array(-jnp.inf, x.dtype), ((0, 0, 0), (pt, pb, 0), (pl, pr, 0), (0, 0, 0)))
+    out_h, out_w = -(-x.shape[1] // POOL_STRIDE), -(-x.shape[2] // POOL_STRIDE)
+    taps = []
+    for i in range(POOL_WINDOW):
+        for j in range(POOL_WINDOW):
+            end = (x.shape[0], i + POOL_STRIDE * (out_h - 1) + 1, j + POOL_STRIDE * (out_w - 1) + 1,
+                   x.shape[3])
+            taps.append(((i, j), lax.slice(padded, (0, i, j, 0), end, (1, POOL_STRIDE, POOL_STRIDE, 1))))
+    return padded.shape, taps
+
+
+@jax.custom_vjp
+def max_pool(x):
+    """3x3 stride-2 SAME max-pooling of an NHWC map, as the reference's MaxPool2D."""
+    return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, (1, POOL_WINDOW, POOL_WINDOW, 1),
+                             (1, POOL_STRIDE, POOL_STRIDE, 1), ((0, 0), *_pool_pads(x.shape), (0, 0)))
+
+
+def _max_pool_fwd(x):
+    y = max_pool(x)
+    return y, (x, y)
+
+
+def _max_pool_bwd(residuals, g):
+    """Routes each output's gradient to the first maximum of its window in row-major order.
+
+    That is the tap XLA's select-and-scatter picks, so the gradient routes as autodiff's does
+    (overlapping windows may add in another order); built from dense strided slices and interior
+    padding instead of a scatter, which is several times faster on the CPU.
+    """
+    x, y = residuals
+    padded_shape, taps = _pool_taps(x)
+    taken = jnp.zeros(y.shape, bool)
+    grad = jnp.zeros(padded_shape, g.dtype)
+    zero = jnp.zeros((), g.dtype)
+    for (i, j), tap in taps:
+        hit = (tap == y) & ~taken
+        taken = taken | hit
+        placed = [(0, 0, 0)] * 4
+        placed[1] = (i, padded_shape[1] - i - POOL_STRIDE * (y.shape[1] - 1) - 1, POOL_STRIDE - 1)
+        placed[2] = (j, padded_shape[2] - j - POOL_STRIDE * (y.shape[2] - 1) - 1, POOL_STRIDE - 1)
+        grad = grad + lax.pad(jnp.where(hit, g, zero), zero, placed)
+    (pt, _), (pl, _) = _pool_pads(x.shape)
+    return (lax.slice(grad, (0, pt, pl, 0), (x.shape[0], pt + x.shape[1], pl + x.shape[2], x.shape[3])),)
+
+
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def upsample_to(x, factor: int, size: Tuple[int, int]):
+    """Nearest-neighbour upsampling by `factor`, cropped to `size` (for odd map sizes)."""
+    n, h, w, c = x.shape
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, factor, w, factor, c))
+    return x.reshape(n, h * factor, w * factor, c)[:, :size[0], :size[1]]
+
+
+def stochastic_depth(module: nn.Module, x, rate: float, train: bool):
+    """Drops the residual branch `x` per example with probability `rate` while training."""
+    if not train or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(module.make_rng("dropout"), 1.0 - rate, (x.shape[0], 1, 1, 1))
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype))

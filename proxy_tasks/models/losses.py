@@ -1,0 +1,52 @@
+"""RetinaNet losses (sigmoid focal loss, Huber box loss) and the classification loss.
+
+Class targets per anchor are ints: `0..K-1` a positive of that class (one-hot target, box
+loss on), `NEGATIVE` (-1) background (all-zero target, no box loss), `IGNORE` (-2) no loss.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+NEGATIVE = -1
+IGNORE = -2
+
+
+def focal_loss(logits, cls_targets, alpha: float = 0.25, gamma: float = 1.5):
+    """Sigmoid focal loss per anchor, summed over classes: [..., K], [...] -> [...] (0 if ignored)."""
+    logits = logits.astype(jnp.float32)
+    labels = jax.nn.one_hot(cls_targets, logits.shape[-1], dtype=jnp.float32)  # negatives -> zeros
+    cross_entropy = optax.sigmoid_binary_cross_entropy(logits, labels)
+    probs = jax.nn.sigmoid(logits)
+    p_true = jnp.where(labels == 1, probs, 1 - probs)
+    weight = jnp.where(labels == 1, alpha, 1 - alpha) * (1 - p_true) ** gamma
+    return jnp.where(cls_targets != IGNORE, (weight * cross_entropy).sum(-1), 0.0)
+
+
+def huber_loss(predictions, targets, delta: float = 0.1):
+    """Huber loss averaged over the last axis (the 4 box coordinates), as Keras' Huber."""
+    error = jnp.abs(predictions.astype(jnp.float32) - targets)
+    return jnp.where(error <= delta, 0.5 * error ** 2, delta * (error - 0.5 * delta)).mean(-1)
+
+
+def retinanet_loss(class_outputs, box_outputs, cls_targets, box_targets, alpha: float = 0.25,
+                   gamma: float = 1.5, delta: float = 0.1, box_loss_weight: float = 50.0):
+    """Model Garden's RetinaNet loss over [B, N, K] logits and [B, N, 4] box regressions.
+
+    Both terms are summed over the batch and divided by (number of positives + 1).
+    Returns `{"loss", "cls_loss", "box_loss", "num_positives"}`.
+    """
+    positive = (cls_targets >= 0).astype(jnp.float32)
+    normalizer = positive.sum() + 1.0
+    cls_loss = focal_loss(class_outputs, cls_targets, alpha, gamma).sum() / normalizer
+    box_loss = (huber_loss(box_outputs, box_targets, delta) * positive).sum() / normalizer
+    return {"loss": cls_loss + box_loss_weight * box_loss, "cls_loss": cls_loss,
+            "box_loss": box_loss, "num_positives": positive.sum()}
+
+
+def classification_loss(logits, labels, label_smoothing: float = 0.0):
+    """Mean softmax cross-entropy of [B, K] logits against int labels [B]."""
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()

@@ -1,0 +1,41 @@
+"""Model options shared by the backbone and the heads (activation, BN, dtype, init, drop rate)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ACTIVATIONS = {"relu": nn.relu, "swish": nn.swish}
+
+# Keras' VarianceScaling() default, which Model Garden's SpineNet uses for its convolutions.
+DEFAULT_KERNEL_INIT = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """How to build a model; the defaults are Model Garden's (BN momentum 0.99, epsilon 1e-3).
+
+    `dtype` is the compute dtype (float32 or bfloat16); parameters always stay float32.
+    `stochastic_depth_rate` is the drop rate of the last block; earlier blocks scale it linearly.
+    """
+
+    activation: str = "relu"
+    bn_momentum: float = 0.99
+    bn_epsilon: float = 1e-3
+    stochastic_depth_rate: float = 0.0
+    dtype: Any = jnp.float32
+    kernel_init: Callable = DEFAULT_KERNEL_INIT
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: {self.activation!r} is not one of {sorted(ACTIVATIONS)}")
+        if not 0.0 <= self.stochastic_depth_rate < 1.0:
+            raise ValueError(f"stochastic_depth_rate: must be in [0, 1), got "
+                             f"{self.stochastic_depth_rate}")
+
+    @property
+    def act(self) -> Callable:
+        return ACTIVATIONS[self.activation]

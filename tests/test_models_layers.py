@@ -1,0 +1,54 @@
+"""The fast layers agree with their textbook forms: max-pool (and its gradient), upsampling, BN."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from proxy_tasks.models.layers import BatchNorm, Conv, max_pool, upsample_to
+from proxy_tasks.models.options import ModelOptions
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 10, 3), (1, 8, 8, 2), (1, 1, 1, 1)])
+def test_max_pool_and_gradient_equal_autodiff(shape):
+    # Small integers make ties, where the gradient must go to the same (first) maximum.
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 3, shape), jnp.float32)
+    reference = lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME")
+    np.testing.assert_array_equal(max_pool(x), reference(x))
+    weights = jnp.asarray(np.random.default_rng(1).normal(size=reference(x).shape), jnp.float32)
+    grad = jax.grad(lambda x: jnp.sum(max_pool(x) * weights))(x)
+    expected = jax.grad(lambda x: jnp.sum(reference(x) * weights))(x)
+    np.testing.assert_array_equal(grad != 0, expected != 0)  # routed to the same inputs
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)  # sums of overlaps may differ in order
+
+
+def test_upsample_crops_to_odd_sizes():
+    x = jnp.arange(6.0).reshape(1, 2, 3, 1)
+    y = upsample_to(x, 4, (7, 10))
+    assert y.shape == (1, 7, 10, 1)
+    np.testing.assert_array_equal(y[0, :, :, 0], np.repeat(np.repeat(x[0, :, :, 0], 4, 0), 4, 1)[:7, :10])
+
+
+def test_one_by_one_conv_equals_convolution():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 3, 4)), jnp.float32)
+    conv = Conv(6, 1)
+    params = conv.init(jax.random.PRNGKey(0), x)
+    expected = jax.lax.conv_general_dilated(x, params["params"]["kernel"], (1, 1), "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(conv.apply(params, x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_normalizes_and_tracks_moving_averages():
+    x = jnp.asarray(np.random.default_rng(0).normal(3.0, 2.0, (4, 5, 5, 2)), jnp.float32)
+    bn = BatchNorm(ModelOptions(bn_momentum=0.9, bn_epsilon=1e-3))
+    variables = bn.init(jax.random.PRNGKey(0), x, train=True)
+    np.testing.assert_array_equal(variables["batch_stats"]["mean"], 0)  # init leaves stats alone
+    y, updates = bn.apply(variables, x, train=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(y.mean((0, 1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var((0, 1, 2)), x.var((0, 1, 2)) / (x.var((0, 1, 2)) + 1e-3), rtol=1e-4)
+    np.testing.assert_allclose(updates["batch_stats"]["mean"], 0.1 * x.mean((0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(updates["batch_stats"]["var"], 0.9 + 0.1 * x.var((0, 1, 2)), rtol=1e-5)
+    inference = bn.apply({**variables, **updates}, x, train=False)
+    mean, var = updates["batch_stats"]["mean"], updates["batch_stats"]["var"]
+    np.testing.assert_allclose(inference, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4, atol=1e-5)

@@ -1,0 +1,54 @@
+"""Focal, Huber and classification losses against hand-computed values."""
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from proxy_tasks.models import IGNORE, NEGATIVE, classification_loss, focal_loss, huber_loss, retinanet_loss
+
+sigmoid = lambda z: 1 / (1 + math.exp(-z))
+
+
+def focal_by_hand(z, positive, alpha=0.25, gamma=1.5):
+    p = sigmoid(z)
+    if positive:
+        return alpha * (1 - p) ** gamma * -math.log(p)
+    return (1 - alpha) * p ** gamma * -math.log(1 - p)
+
+
+def test_focal_loss_by_hand():
+    logits = jnp.array([[2.0, -1.0], [0.5, 3.0], [1.0, 1.0]])
+    loss = focal_loss(logits, jnp.array([0, NEGATIVE, IGNORE]))
+    expected = [focal_by_hand(2.0, True) + focal_by_hand(-1.0, False),
+                focal_by_hand(0.5, False) + focal_by_hand(3.0, False), 0.0]
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    np.testing.assert_allclose(loss[0], 0.001305953866 + 0.75 * sigmoid(-1) ** 1.5 * 0.313261687518,
+                               rtol=1e-6)
+
+
+def test_huber_by_hand():
+    pred, target = jnp.array([[0.05, 0.3, 0.0, -0.2]]), jnp.zeros((1, 4))
+    # 0.5 * 0.05^2; 0.1 * (0.3 - 0.05); 0; 0.1 * (0.2 - 0.05), averaged over the 4 coordinates
+    np.testing.assert_allclose(huber_loss(pred, target), [(0.00125 + 0.025 + 0.015) / 4], rtol=1e-6)
+
+
+def test_retinanet_loss_normalizes_by_positives_plus_one():
+    logits = jnp.array([[[2.0, -1.0], [0.5, 3.0], [1.0, 1.0]]])
+    boxes = jnp.array([[[0.05, 0.3, 0.0, -0.2], [9.0, 9, 9, 9], [9.0, 9, 9, 9]]])
+    cls_targets = jnp.array([[0, NEGATIVE, IGNORE]])
+    out = retinanet_loss(logits, boxes, cls_targets, jnp.zeros((1, 3, 4)))
+    cls = (focal_by_hand(2.0, True) + focal_by_hand(-1.0, False) + focal_by_hand(0.5, False)
+           + focal_by_hand(3.0, False)) / 2
+    box = (0.00125 + 0.025 + 0.015) / 4 / 2
+    assert float(out["num_positives"]) == 1
+    np.testing.assert_allclose([out["cls_loss"], out["box_loss"], out["loss"]],
+                               [cls, box, cls + 50 * box], rtol=1e-6)
+
+
+def test_classification_loss_by_hand():
+    logits = jnp.array([[1.0, 2.0, 3.0]])
+    log_z = math.log(math.e + math.e ** 2 + math.e ** 3)
+    np.testing.assert_allclose(classification_loss(logits, jnp.array([2])), log_z - 3, rtol=1e-6)
+    smoothed = 0.9 * (log_z - 3) + 0.1 * (3 * log_z - 6) / 3
+    np.testing.assert_allclose(classification_loss(logits, jnp.array([2]), 0.1), smoothed, rtol=1e-6)
