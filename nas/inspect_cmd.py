@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--resample-alpha", type=float)
     p.add_argument("--block-repeats", type=int)
     p.add_argument("--endpoints-num-filters", type=int)
+    p.add_argument("--build", action="store_true",
+                   help="also build the Flax model (shapes only, no memory) and count its parameters")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -75,6 +77,7 @@ def report(args) -> dict:
     else:
         head = type(backbone.total)()
     total = backbone.total + head
+    built = built_params(spec, args, head_convs, head_filters, height, width) if args.build else None
     return {
         "model": args.model,
         "input": [height, width],
@@ -88,12 +91,28 @@ def report(args) -> dict:
         "head_params": head.params,
         "total_params": total.params,
         "bn_statistics": total.bn_statistics,
+        **({"built_params": built} if args.build else {}),
         "backbone_flops": backbone.total.flops,
         "head_flops": head.flops,
         "total_flops": total.flops,
         "levels": {str(level): list(shape) for level, shape in backbone.levels.items()},
         "_rows": backbone.rows,
     }
+
+
+def built_params(spec, args, head_convs: int, head_filters: int, height: int, width: int) -> int:
+    """Trainable parameters of the Flax model as built (traced with jax.eval_shape)."""
+    from proxy_tasks.models import ClassificationConfig, RetinaNetConfig, build_model, count_variables
+
+    head = None
+    if args.head == "retinanet":
+        head = RetinaNetConfig(args.num_classes, head_convs, head_filters)
+        if head.num_anchors != args.num_anchors:
+            raise SpecError(f"--build: the built RetinaNet head has {head.num_anchors} anchors "
+                            f"per location, not --num-anchors {args.num_anchors}")
+    elif args.head == "classification":
+        head = ClassificationConfig(args.num_classes)
+    return count_variables(build_model(spec, head), height, width)[0]
 
 
 def format_table(rep: dict) -> str:
@@ -112,6 +131,9 @@ def format_table(rep: dict) -> str:
         f"total: {rep['total_params']:,} trainable params (+{rep['bn_statistics']:,} BN statistics), "
         f"{rep['total_flops'] / 1e9:.2f}B FLOPs (multiply-adds)",
     ]
+    if "built_params" in rep:
+        same = "equal to the cost model" if rep["built_params"] == rep["total_params"] else "DIFFERS"
+        lines.append(f"built Flax model: {rep['built_params']:,} trainable params ({same})")
     return "\n".join(lines)
 
 

@@ -4,12 +4,14 @@ Everything here is traced with `jax.eval_shape`: no parameters are materialized.
 """
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from nas.cli import main
 from proxy_tasks.models import ClassificationConfig, RetinaNetConfig, build_model, count_variables
 from search_space import (MODEL_SIZES, PROXY_SIZE, SPACES, Scaling, backbone_cost, builtin_spec,
                           classification_head_cost, decode, random_genome, retinanet_head_cost)
@@ -91,3 +93,13 @@ def test_non_square_odd_sizes_and_head_outputs():
         assert outputs["box_outputs"][lvl].shape == (2, h, w, 9 * 4)
     _, outputs = traced(build_model(spec, ClassificationConfig(5)), 100, 75, batch=2)
     assert outputs["logits"].shape == (2, 5)
+
+
+def test_nas_inspect_build(capsys):
+    assert main(["inspect", "spinenet-49", "--build", "--json", "--head", "classification",
+                 "--input-size", "224", "--num-classes", "1000"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["built_params"] == out["total_params"] == 22_088_488
+    assert main(["inspect", "spinenet-49", "--build", "--filter-size-scale", "0.25",
+                 "--resample-alpha", "0.25", "--endpoints-num-filters", "64", "--head", "none"]) == 0
+    assert "built Flax model: 1,169,696 trainable params (equal to the cost model)" in capsys.readouterr().out
