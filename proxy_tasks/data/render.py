@@ -51,11 +51,11 @@ def background(rng: np.random.Generator, photos: Sequence[Image.Image], size: in
 def digit_alpha(digit: np.ndarray, height: int, width: int) -> np.ndarray:
     """A [0, 1] digit image smoothly upscaled (bicubic) to [height, width], edges sharpened.
 
-    A smoothstep from 0.15 to 0.65 turns the blur of an 8x8 upscale into stroke-like edges.
+    A smoothstep from 0.3 to 0.75 turns the blur of an 8x8 upscale into stroke-like edges.
     """
     resized = np.asarray(Image.fromarray(digit.astype(np.float32)).resize((width, height),
                                                                           Image.BICUBIC))
-    t = np.clip((resized - 0.15) / 0.5, 0.0, 1.0)
+    t = np.clip((resized - 0.3) / 0.45, 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 
@@ -101,8 +101,9 @@ def add_clutter(rng: np.random.Generator, canvas: np.ndarray, digits: np.ndarray
     """Pastes up to `max_distractors` unlabelled stroke fragments (parts of digits), in place."""
     for _ in range(int(rng.integers(config.max_distractors + 1))):
         digit = tight(digits[rng.integers(len(digits))])
-        rows = min(digit.shape[0], int(rng.integers(2, digit.shape[0] // 2 + 2)))
-        cols = min(digit.shape[1], int(rng.integers(2, digit.shape[1] // 2 + 2)))
+        # A window of at least 3 x 3 digit pixels holds stroke structure, not a solid block.
+        rows = min(digit.shape[0], int(rng.integers(3, 2 * digit.shape[0] // 3 + 2)))
+        cols = min(digit.shape[1], int(rng.integers(3, 2 * digit.shape[1] // 3 + 2)))
         top = int(rng.integers(digit.shape[0] - rows + 1))
         left = int(rng.integers(digit.shape[1] - cols + 1))
         fragment = digit[top:top + rows, left:left + cols]
