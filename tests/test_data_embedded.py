@@ -8,7 +8,7 @@ import pytest
 
 from proxy_tasks.data import (SPLITS, AnchorConfig, EmbeddedConfig, embedded_sources,
                               prepare_embedded, prepare_embedded_classification)
-from proxy_tasks.data.render import render_scene
+from proxy_tasks.data.render import add_clutter, render_scene
 from proxy_tasks.data.sources import load_digits, load_photos, split_digit_indices, split_digits
 from proxy_tasks.data.targets import assign_targets
 
@@ -112,6 +112,16 @@ def test_occluded_digits_are_dropped_not_moved():
         assert {tuple(box) for box in a.boxes} <= {tuple(box) for box in b.boxes}
         strict, loose = strict + len(a.boxes), loose + len(b.boxes)
     assert strict < loose
+
+
+def test_clutter_copes_with_one_pixel_wide_digits():
+    digits = np.zeros((1, 8, 8), np.float32)
+    digits[0, :, 3] = 1.0  # a '1' one column wide
+    config = EmbeddedConfig(image_size=64, max_distractors=20)
+    canvas = np.zeros((64, 64, 3), np.float32)
+    for seed in range(10):
+        add_clutter(np.random.default_rng(seed), canvas, digits, config)
+    assert canvas.any()
 
 
 def test_classification_variant(data_dir):

@@ -102,8 +102,9 @@ def add_clutter(rng: np.random.Generator, canvas: np.ndarray, digits: np.ndarray
     for _ in range(int(rng.integers(config.max_distractors + 1))):
         digit = tight(digits[rng.integers(len(digits))])
         # A window of at least 3 x 3 digit pixels holds stroke structure, not a solid block.
-        rows = min(digit.shape[0], int(rng.integers(3, 2 * digit.shape[0] // 3 + 2)))
-        cols = min(digit.shape[1], int(rng.integers(3, 2 * digit.shape[1] // 3 + 2)))
+        # (Capped by the digit's own size: a '1' may be a single column wide.)
+        rows = min(digit.shape[0], int(rng.integers(3, max(4, 2 * digit.shape[0] // 3 + 2))))
+        cols = min(digit.shape[1], int(rng.integers(3, max(4, 2 * digit.shape[1] // 3 + 2))))
         top = int(rng.integers(digit.shape[0] - rows + 1))
         left = int(rng.integers(digit.shape[1] - cols + 1))
         fragment = digit[top:top + rows, left:left + cols]
