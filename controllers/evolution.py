@@ -19,8 +19,8 @@ class EvolutionConfig:
     S: members sampled per selection; crossover_prob: chance a child mixes the two best of the
     tournament before its mutation."""
 
-    population_size: int = 64
-    tournament_size: int = 16
+    population_size: int = 100
+    tournament_size: int = 25
     crossover_prob: float = 0.0
 
     def __post_init__(self):

@@ -99,7 +99,6 @@ class PolicyProgram:
     init: Callable      # key -> (params, opt_state)
     sample: Callable    # (params, key) -> (actions [K, T], logp [K])
     update: Callable    # (params, opt_state, actions, old_logp, advantages) -> (params, opt_state)
-    evaluate: Callable  # (params, actions) -> (logp [B], mean entropy [B])
 
 
 def _masked_logits(table: DecisionTable, net: PolicyNet, temperature: float, params, carry, t):
@@ -193,8 +192,8 @@ def policy_program(space: SearchSpace, config: PPOConfig) -> PolicyProgram:
 
     @jax.jit
     def update(params, opt_state, actions, old_logp, advantages):
-        if config.normalize_advantages:
-            advantages = advantages / (advantages.std() + 1e-8)
+        if config.normalize_advantages:  # standardized in the batch: equal rewards push nothing
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
         def epoch(state, _):
             params, opt_state = state
@@ -206,4 +205,4 @@ def policy_program(space: SearchSpace, config: PPOConfig) -> PolicyProgram:
                                               length=config.epochs)
         return params, opt_state
 
-    return PolicyProgram(table, config, init, sample, update, jax.jit(evaluate))
+    return PolicyProgram(table, config, init, sample, update)
