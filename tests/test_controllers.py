@@ -128,3 +128,17 @@ def test_genome_state_is_plain_data():
     state = controller.state_dict()
     assert json_round_trip(state) == json_round_trip(json_round_trip(state))
     assert dataclasses.is_dataclass(controller.propose())
+
+
+def test_replay_accepts_combined_sequential_records():
+    original = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=2)
+    ledger = []
+    for _ in range(10):
+        proposal = original.propose()
+        record = {"id": proposal.id, "genome": proposal.genome.to_dict(),
+                  "reward": reward_of(proposal.genome), "metrics": {}, "status": "ok"}
+        original.feedback(proposal.id, record["reward"])
+        ledger.append(record)
+    replayed = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=2)
+    replayed.replay(ledger)
+    assert drive(replayed, 10) == drive(original, 10)
