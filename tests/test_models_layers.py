@@ -1,4 +1,5 @@
-"""The fast layers agree with their textbook forms: max-pool (and its gradient), upsampling, BN."""
+"""The fast layers agree with their textbook forms (max-pool and its gradient, upsampling, 1x1
+convs, BN), and stochastic depth drops whole branches."""
 
 import flax.linen as nn
 import jax
@@ -8,6 +9,7 @@ import pytest
 
 from proxy_tasks.models.layers import BatchNorm, Conv, max_pool, upsample_to
 from proxy_tasks.models.options import ModelOptions
+from proxy_tasks.models.spinenet import Block
 
 
 @pytest.mark.parametrize("shape", [(2, 7, 10, 3), (1, 8, 8, 2), (1, 1, 1, 1)])
@@ -52,3 +54,15 @@ def test_batch_norm_normalizes_and_tracks_moving_averages():
     inference = bn.apply({**variables, **updates}, x, train=False)
     mean, var = updates["batch_stats"]["mean"], updates["batch_stats"]["var"]
     np.testing.assert_allclose(inference, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4, atol=1e-5)
+
+
+def test_stochastic_depth_drops_whole_residual_branches_in_training_only():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(16, 4, 4, 2)), jnp.float32)
+    block = Block("residual", 2, ModelOptions(), drop_rate=0.5)
+    variables = block.init(jax.random.PRNGKey(0), x, train=False)
+    rngs = {"dropout": jax.random.PRNGKey(1)}
+    y, _ = block.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats"])
+    dropped = np.all(np.isclose(y, jax.nn.relu(x)), axis=(1, 2, 3))  # branch gone: relu(shortcut)
+    assert 0 < dropped.sum() < len(x)
+    kept = Block("residual", 2, ModelOptions()).apply(variables, x, train=False)
+    np.testing.assert_array_equal(block.apply(variables, x, train=False), kept)

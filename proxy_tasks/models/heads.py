@@ -64,8 +64,9 @@ class ClassificationHead(nn.Module):
     def __call__(self, endpoints: Dict[int, jnp.ndarray], train: bool = False):
         finest = min(endpoints)
         size = endpoints[finest].shape[1:3]
-        merged = sum(upsample_to(x, 2 ** (level - finest), size) for level, x in endpoints.items())
-        pooled = (merged / len(endpoints)).mean(axis=(1, 2))
+        merged = jnp.mean(jnp.stack([upsample_to(x, 2 ** (level - finest), size)
+                                     for level, x in endpoints.items()]), axis=0)
+        pooled = merged.mean(axis=(1, 2))
         logits = nn.Dense(self.num_classes, dtype=self.options.dtype, param_dtype=jnp.float32,
                           name="linear")(pooled)
         return {"logits": logits}

@@ -90,5 +90,5 @@ def variable_shapes(model: nn.Module, height: int, width: int):
 def count_variables(model: nn.Module, height: int = 128, width: int = 128) -> Tuple[int, int]:
     """(trainable parameters, BN statistics) of the built model."""
     shapes = variable_shapes(model, height, width)
-    count = lambda tree: sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))
-    return count(shapes["params"]), count(shapes.get("batch_stats", {}))
+    return tuple(sum(int(x.size) for x in jax.tree_util.tree_leaves(shapes.get(collection, {})))
+                 for collection in ("params", "batch_stats"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Dict, Optional, Tuple
 
 import flax.linen as nn
@@ -112,10 +114,11 @@ class SpineNet(nn.Module):
         for k, block in enumerate(spec.blocks):
             size = level_size(height, width, block.level)
             target = s.block_channels(block.level, block.block_fn)
-            x = sum(Resample(*kinds[p], block.level, size, target, s.resample_alpha, o,
-                             name=f"block{k}_resample{i}")(feats[p], train)
-                    for i, p in enumerate(block.input_offsets))
-            x = o.act(sum((feats[f] for f in dangling.get(k, ())), x))
+            inputs = [Resample(*kinds[p], block.level, size, target, s.resample_alpha, o,
+                               name=f"block{k}_resample{i}")(feats[p], train)
+                      for i, p in enumerate(block.input_offsets)]
+            inputs += [feats[f] for f in dangling.get(k, ())]
+            x = o.act(functools.reduce(operator.add, inputs))
             drop = o.stochastic_depth_rate * (k + 1) / len(spec.blocks)
             feats.append(BlockGroup(block.block_fn, s.filters(block.level), s.block_repeats, o,
                                     drop, name=f"block{k}")(x, train))
