@@ -1,0 +1,96 @@
+"""The jitted, mesh-sharded training and evaluation steps of a proxy trial."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from proxy_tasks.mesh import batch_sharding, replicated
+from proxy_tasks.models import anchors as anchor_lib
+from proxy_tasks.models import classification_loss, detect, init_variables, retinanet_loss
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jnp.ndarray
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+
+
+def create_state(model, optimizer: optax.GradientTransformation, rng, height: int, width: int,
+                 mesh: Mesh) -> TrainState:
+    """A fresh train state, initialised in one jitted call (eager init dispatches every op
+    alone and is far slower) and replicated over `mesh`."""
+
+    def init(rng):
+        variables = init_variables(model, rng, height, width)
+        params = variables["params"]
+        return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
+                          optimizer.init(params))
+
+    return jax.jit(init, out_shardings=replicated(mesh))(rng)
+
+
+def detection_loss(outputs, batch, num_classes: int) -> Dict[str, jnp.ndarray]:
+    return retinanet_loss(anchor_lib.flatten_outputs(outputs["class_outputs"], num_classes),
+                          anchor_lib.flatten_outputs(outputs["box_outputs"], 4),
+                          batch["cls_targets"], batch["box_targets"])
+
+
+def classification_losses(outputs, batch) -> Dict[str, jnp.ndarray]:
+    logits = outputs["logits"]
+    return {"loss": classification_loss(logits, batch["labels"]),
+            "accuracy": (logits.argmax(-1) == batch["labels"]).mean()}
+
+
+def make_train_step(model, optimizer: optax.GradientTransformation,
+                    loss_fn: Callable, mesh: Mesh):
+    """`step(state, batch) -> (state, metrics)`, jitted once with the batch split over `mesh`'s
+    data axis and the state replicated; the old state's buffers are donated."""
+
+    def step(state: TrainState, batch):
+        def loss_of(params):
+            outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
+                                           batch["images"], train=True, mutable=["batch_stats"])
+            losses = loss_fn(outputs, batch)
+            return losses["loss"], (losses, updates["batch_stats"])
+
+        grads, (losses, batch_stats) = jax.grad(loss_of, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        losses["grad_norm"] = optax.tree.norm(grads)
+        return TrainState(state.step + 1, params, batch_stats, opt_state), losses
+
+    rep, data = replicated(mesh), batch_sharding(mesh)
+    return jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0)
+
+
+def make_detect_step(model, anchors, num_classes: int, mesh: Mesh, **detect_kwargs):
+    """`detect_step(state, images) -> detections` (boxes in input pixels), batch-sharded."""
+    anchors = jnp.asarray(anchors)
+
+    def infer(state: TrainState, images):
+        outputs = model.apply({"params": state.params, "batch_stats": state.batch_stats}, images,
+                              train=False)
+        return detect(anchor_lib.flatten_outputs(outputs["class_outputs"], num_classes),
+                      anchor_lib.flatten_outputs(outputs["box_outputs"], 4), anchors, **detect_kwargs)
+
+    rep, data = replicated(mesh), batch_sharding(mesh)
+    return jax.jit(infer, in_shardings=(rep, data), out_shardings=data)
+
+
+def make_classify_step(model, mesh: Mesh):
+    """`classify_step(state, images) -> logits`, batch-sharded."""
+
+    def infer(state: TrainState, images):
+        return model.apply({"params": state.params, "batch_stats": state.batch_stats}, images,
+                           train=False)["logits"]
+
+    rep, data = replicated(mesh), batch_sharding(mesh)
+    return jax.jit(infer, in_shardings=(rep, data), out_shardings=data)
