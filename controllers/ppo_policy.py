@@ -37,9 +37,9 @@ class PPOConfig:
     embed: int = 32
     batch_size: int = 16
     epochs: int = 4
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-3
     clip_eps: float = 0.2
-    entropy_coef: float = 1e-2
+    entropy_coef: float = 3e-2
     temperature: float = 1.0
     baseline_decay: float = 0.95
     normalize_advantages: bool = True
