@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Sequence, Tuple
 
+import jax
 import jax.numpy as jnp
 
 from proxy_tasks.models.losses import IGNORE, NEGATIVE
@@ -51,6 +52,7 @@ def iou(a, b):
     return jnp.where(union > 0, inter / jnp.where(union > 0, union, 1), 0)
 
 
+@jax.jit
 def assign_targets(anchors, gt_boxes, gt_classes, positive_iou: float = 0.5,
                    negative_iou: float = 0.4) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Matches each anchor to its highest-IoU ground-truth box.

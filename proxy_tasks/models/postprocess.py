@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Dict
 
 import jax
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 from proxy_tasks.models.boxes import decode_boxes, iou
 
 
+@functools.partial(jax.jit, static_argnames=("max_outputs",))
 def nms(boxes, scores, max_outputs: int, iou_threshold: float = 0.5):
     """Greedy NMS of [K, 4] boxes: returns (indices [max_outputs], valid [max_outputs]).
 
@@ -45,6 +47,7 @@ def _detect_one(logits, deltas, anchors, pre_nms_top_k, max_detections, iou_thre
             "num_detections": valid.sum()}
 
 
+@functools.partial(jax.jit, static_argnames=("pre_nms_top_k", "max_detections"))
 def detect(class_outputs, box_outputs, anchors, pre_nms_top_k: int = 1000,
            max_detections: int = 100, iou_threshold: float = 0.5,
            score_threshold: float = 0.05) -> Dict[str, jnp.ndarray]:
