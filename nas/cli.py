@@ -5,13 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas import inspect_cmd, search_cmd
+from nas import inspect_cmd, proxy_cmd, search_cmd
 
-SUBCOMMANDS = (inspect_cmd, search_cmd)
-
-
-class UsageError(Exception):
-    """A bad command-line value; the message names the flag or field and the value."""
+SUBCOMMANDS = (inspect_cmd, proxy_cmd, search_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +22,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (UsageError, ValueError, KeyError, OSError) as err:
+    except (ValueError, KeyError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"nas {args.command}: error: {message}", file=sys.stderr)
         return 2

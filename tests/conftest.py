@@ -1,6 +1,11 @@
-"""Test session setup: 8 simulated CPU devices for the sharding tests (set before jax loads)."""
+"""Test session setup, before jax loads: 8 simulated CPU devices for the sharding tests, and a
+session-wide persistent compilation cache so a model compiled twice compiles once."""
 
 import os
+import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="nas-test-jax-cache-")
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

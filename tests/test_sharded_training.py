@@ -36,7 +36,8 @@ def synthetic_batches(steps, seed=0):
         }
 
 
-def train(devices, steps=2):
+def train(devices, steps=2, local_rows=slice(None)):
+    """Trains the tiny model; `local_rows` is this process's share of each global batch."""
     model = tiny_model()
     optimizer = make_optimizer(0.05, warmup_steps=1, total_steps=steps, clip_norm=10.0)
     mesh = make_mesh(devices)
@@ -44,7 +45,8 @@ def train(devices, steps=2):
     step = make_train_step(model, optimizer, functools.partial(detection_loss, num_classes=CLASSES), mesh)
     losses = []
     for batch in synthetic_batches(steps):
-        state, metrics = step(state, global_batch(batch, mesh))
+        local = {k: v[local_rows] for k, v in batch.items()}
+        state, metrics = step(state, global_batch(local, mesh))
         losses.append(float(metrics["loss"]))
     return state, losses
 

@@ -139,6 +139,7 @@ class DigitsOnPhotosCls(_EmbeddedBuilder):
 
 def _prepare(builder_class, data_dir: str, config: EmbeddedConfig) -> tfds.core.DatasetBuilder:
     builder = builder_class(spec=config, data_dir=os.fspath(data_dir), file_format="array_record")
+    tfds.disable_progress_bar()  # a search builds datasets from workers: no terminal bars
     builder.download_and_prepare()  # a no-op when this config is already built in data_dir
     return builder
 

@@ -1,0 +1,148 @@
+"""Proxy-task configs: one frozen dataclass, named presets, and `key=value` overrides."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+from typing import Dict, Iterable, Optional
+
+from search_space.spec import Scaling
+
+TASKS = ("detection", "classification")
+DATASETS = ("embedded", "coco")
+DTYPES = ("float32", "bfloat16")
+
+
+def default_data_dir() -> str:
+    return os.environ.get("NAS_DATA_DIR", os.path.expanduser("~/.cache/spinenet-nas/datasets"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyConfig:
+    """Everything a proxy trial depends on besides the architecture and the seed."""
+
+    task: str = "detection"
+    dataset: str = "embedded"
+    data_dir: str = ""  # empty: $NAS_DATA_DIR or ~/.cache/spinenet-nas/datasets
+    # The embedded dataset (ignored for COCO).
+    train_images: int = 1024
+    holdout_images: int = 256
+    data_seed: int = 0
+    # Input and schedule.
+    image_size: int = 128
+    epochs: int = 3
+    batch_size: int = 16
+    eval_batch_size: int = 32
+    learning_rate: float = 0.08
+    warmup_steps: int = 50
+    schedule: str = "cosine"
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    clip_norm: float = 10.0
+    # The proxy architecture around the searched blocks.
+    filter_size_scale: float = 0.25
+    resample_alpha: float = 0.25
+    endpoints_num_filters: int = 64
+    block_repeats: int = 1
+    head_convs: int = 4
+    head_filters: int = 64
+    anchor_size: float = 3.0
+    activation: str = "relu"
+    dtype: str = "float32"
+    # Trial mechanics.
+    eval_every_epoch: bool = False
+    checkpoint_dir: Optional[str] = None
+
+    def __post_init__(self):
+        choices = {"task": TASKS, "dataset": DATASETS, "dtype": DTYPES,
+                   "schedule": ("cosine", "step"), "activation": ("relu", "swish")}
+        for field, allowed in choices.items():
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"{field}: {getattr(self, field)!r} is not one of {allowed}")
+        positive = ("train_images", "holdout_images", "image_size", "epochs", "batch_size",
+                    "eval_batch_size", "learning_rate", "filter_size_scale", "resample_alpha",
+                    "endpoints_num_filters", "block_repeats", "head_filters", "anchor_size")
+        for field in positive:
+            if not getattr(self, field) > 0:
+                raise ValueError(f"{field}: must be positive, got {getattr(self, field)!r}")
+        for field in ("warmup_steps", "momentum", "weight_decay", "clip_norm", "head_convs",
+                      "data_seed"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"{field}: must be >= 0, got {getattr(self, field)!r}")
+        if self.task == "classification" and self.dataset != "embedded":
+            raise ValueError(f"dataset: the classification proxy reads only the embedded dataset, "
+                             f"got {self.dataset!r}")
+        self.scaling  # validates the scaling fields
+
+    @property
+    def scaling(self) -> Scaling:
+        return Scaling(self.endpoints_num_filters, self.filter_size_scale, self.resample_alpha,
+                       self.block_repeats)
+
+    @property
+    def data_root(self) -> str:
+        return self.data_dir or default_data_dir()
+
+
+PRESETS: Dict[str, ProxyConfig] = {
+    # Seconds per trial, for tests: a few tiny images, one epoch.
+    "tiny": ProxyConfig(train_images=16, holdout_images=8, image_size=64, epochs=1, batch_size=8,
+                        eval_batch_size=8, warmup_steps=1, filter_size_scale=0.125,
+                        endpoints_num_filters=16, head_convs=1, head_filters=16, anchor_size=1.0),
+    # The embedded dataset at 128 px: objects of 8..128 px over 4 octaves and anchors of size 1
+    # (2^l px), so every level P3..P7 has objects to find; about a minute on 2 CPU cores.
+    "default": ProxyConfig(anchor_size=1.0),
+    # The paper's proxy: COCO at 512 px, SpineNet-49 at 0.25 width, alpha 0.25, 64-wide head,
+    # 5 epochs (Vertex AI NAS's SGD settings).
+    "paper": ProxyConfig(dataset="coco", image_size=512, epochs=5, batch_size=64,
+                         eval_batch_size=64, learning_rate=0.08, warmup_steps=500,
+                         schedule="step"),
+}
+
+
+def get_preset(name: str) -> ProxyConfig:
+    if name not in PRESETS:
+        raise ValueError(f"preset: unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def _parse_value(text: str, current):
+    """A `--set` value as the field's type: literals only, strings taken as they are."""
+    if isinstance(current, str) or current is None:
+        if current is None and text.lower() in ("none", "null", ""):
+            return None
+        return text
+    if isinstance(current, bool):
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected true or false, got {text!r}")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ValueError(f"expected a {type(current).__name__}, got {text!r}") from None
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not type(current):
+        raise ValueError(f"expected a {type(current).__name__}, got {text!r}")
+    return value
+
+
+def with_overrides(config: ProxyConfig, assignments: Iterable[str]) -> ProxyConfig:
+    """`config` with each `key=value` applied; unknown keys and bad values name the key."""
+    fields = {f.name for f in dataclasses.fields(ProxyConfig)}
+    changes = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"--set {assignment!r}: expected key=value")
+        if key not in fields:
+            raise ValueError(f"--set {key}: unknown key; keys: {', '.join(sorted(fields))}")
+        try:
+            changes[key] = _parse_value(text.strip(), getattr(config, key))
+        except ValueError as err:
+            raise ValueError(f"--set {key}: {err}") from None
+    return dataclasses.replace(config, **changes)

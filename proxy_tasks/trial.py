@@ -1,0 +1,202 @@
+"""`run_proxy_trial`: train one architecture on the proxy task and measure its reward.
+
+Detection: RetinaNet on the embedded digits-on-photos dataset or COCO, reward = COCO AP on the
+holdout split. Classification: the classification head on the embedded dataset, reward = top-1
+accuracy on the holdout split.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Callable, Dict, Optional
+
+import jax
+import numpy as np
+
+from proxy_tasks import coco_eval
+from proxy_tasks.checkpoint import TrialCheckpoints
+from proxy_tasks.data import (AnchorConfig, EmbeddedConfig, InputConfig, classification_batches,
+                              coco_sources, detection_batches, embedded_classification_sources,
+                              embedded_sources)
+from proxy_tasks.mesh import global_batch, make_mesh
+from proxy_tasks.models import ClassificationConfig, ModelOptions, RetinaNetConfig, build_model
+from proxy_tasks.optim import make_optimizer
+from proxy_tasks.presets import ProxyConfig
+from proxy_tasks.training import (classification_losses, create_state, detection_loss,
+                                  make_classify_step, make_detect_step, make_train_step)
+from search_space.cost import backbone_cost, classification_head_cost, retinanet_head_cost
+from search_space.hashing import canonical_hash
+from search_space.spec import SpineNetSpec
+
+COCO_CLASSES = 80
+EMBEDDED_CLASSES = 10
+TRAIN_KEYS = {"detection": ("images", "cls_targets", "box_targets"),
+              "classification": ("images", "labels")}
+
+
+class TrialFailed(RuntimeError):
+    """The trial cannot produce a reward (a NaN loss, say); the message says why and where."""
+
+
+def _embedded_config(config: ProxyConfig) -> EmbeddedConfig:
+    return EmbeddedConfig(image_size=config.image_size, train_images=config.train_images,
+                          holdout_images=config.holdout_images,
+                          validation_images=config.holdout_images, seed=config.data_seed)
+
+
+def _sources(config: ProxyConfig):
+    """(train source, holdout source, number of classes)."""
+    if config.task == "classification":
+        splits = embedded_classification_sources(config.data_root, _embedded_config(config))
+        return splits["train"], splits["holdout"], EMBEDDED_CLASSES
+    if config.dataset == "coco":
+        splits = coco_sources(config.data_root, seed=config.data_seed)
+        return splits["train"], splits["holdout"], COCO_CLASSES
+    splits = embedded_sources(config.data_root, _embedded_config(config))
+    return splits["train"], splits["holdout"], EMBEDDED_CLASSES
+
+
+def _cost(spec: SpineNetSpec, config: ProxyConfig, num_classes: int, num_anchors: int):
+    backbone = backbone_cost(spec, config.image_size, config.image_size)
+    if config.task == "classification":
+        head = classification_head_cost(backbone.levels, num_classes)
+    else:
+        head = retinanet_head_cost(backbone.levels, config.head_convs, config.head_filters,
+                                   num_classes, num_anchors)
+    return backbone.total + head
+
+
+def _example_batch(config: ProxyConfig, num_anchors: int) -> Dict[str, np.ndarray]:
+    """Zeros shaped like a training batch, to compile the step before any data is read."""
+    b, s = config.batch_size, config.image_size
+    example = {"images": np.zeros((b, s, s, 3), np.float32)}
+    if config.task == "detection":
+        example.update(cls_targets=np.zeros((b, num_anchors), np.int32),
+                       box_targets=np.zeros((b, num_anchors, 4), np.float32))
+    else:
+        example["labels"] = np.zeros((b,), np.int32)
+    return example
+
+
+def _check_finite(metrics, step: int) -> None:
+    loss = float(metrics["loss"])
+    if not math.isfinite(loss):
+        raise TrialFailed(f"loss became {loss} at step {step}; the trial stops here")
+
+
+def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
+                    report: Optional[Callable[[Dict], None]] = None, mesh=None) -> Dict:
+    """Trains `spec` (rescaled to the proxy's scaling) for `config.epochs` and evaluates it.
+
+    `report(metrics)` is called after every epoch with `epoch`, `train_loss` and, with
+    `eval_every_epoch` or at the last epoch, the reward metrics. Returns the reward metrics,
+    `reward`, `params`, `flops`, `compile_s`, `train_s`, `eval_s`, `train_images_per_s`.
+    Same seed, config and machine give the same metrics.
+    """
+    spec = spec.with_scaling(config.scaling)
+    mesh = mesh or make_mesh()
+    if config.batch_size % mesh.size or config.eval_batch_size % mesh.size:
+        raise ValueError(f"batch_size/eval_batch_size: {config.batch_size}/"
+                         f"{config.eval_batch_size} must divide among {mesh.size} devices")
+    train_source, holdout_source, num_classes = _sources(config)
+    options = ModelOptions(activation=config.activation, dtype=getattr(jax.numpy, config.dtype))
+    anchor_config = AnchorConfig(anchor_size=config.anchor_size)
+    if config.task == "detection":
+        head = RetinaNetConfig(num_classes, config.head_convs, config.head_filters,
+                               anchor_size=config.anchor_size)
+        loss_fn = functools.partial(detection_loss, num_classes=num_classes)
+        batches = functools.partial(detection_batches, anchor_config=anchor_config)
+    else:
+        head = ClassificationConfig(num_classes)
+        loss_fn, batches = classification_losses, classification_batches
+    model = build_model(spec, head, options)
+    steps_per_epoch = len(train_source) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size: {config.batch_size} exceeds the {len(train_source)} "
+                         f"training images")
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = make_optimizer(config.learning_rate, config.warmup_steps, total_steps,
+                               config.schedule, config.momentum, config.weight_decay,
+                               config.clip_norm)
+    size = config.image_size
+    train_input = InputConfig(image_size=size, batch_size=config.batch_size, train=True, seed=seed)
+    eval_input = InputConfig(image_size=size, batch_size=config.eval_batch_size, train=False,
+                             seed=seed)
+
+    started = time.perf_counter()
+    state = create_state(model, optimizer, jax.random.PRNGKey(seed), size, size, mesh)
+    checkpoints = TrialCheckpoints(config.checkpoint_dir) if config.checkpoint_dir else None
+    if checkpoints is not None and checkpoints.latest_step() is not None:
+        state = checkpoints.restore(state)
+    first_epoch = int(state.step) // steps_per_epoch
+
+    keys = TRAIN_KEYS[config.task]
+    example = _example_batch(config, len(anchor_config.anchors(size)))
+    train_step = make_train_step(model, optimizer, loss_fn, mesh).lower(
+        state, global_batch(example, mesh)).compile()
+    if config.task == "detection":
+        infer = make_detect_step(model, anchor_config.anchors(size), num_classes, mesh)
+    else:
+        infer = make_classify_step(model, mesh)
+    eval_images = global_batch(np.zeros((config.eval_batch_size, size, size, 3), np.float32), mesh)
+    infer = infer.lower(state, eval_images).compile()
+    compile_s = time.perf_counter() - started
+
+    def evaluate() -> Dict[str, float]:
+        if config.task == "classification":
+            correct = total = 0
+            for batch in classification_batches(holdout_source, eval_input):
+                logits = np.asarray(infer(state, global_batch(batch["images"], mesh)))
+                hits = (logits.argmax(-1) == batch["labels"]) & batch["valid"]
+                correct, total = correct + int(hits.sum()), total + int(batch["valid"].sum())
+            return {"accuracy": correct / total, "reward": correct / total}
+        truth, found = [], []
+        for batch in detection_batches(holdout_source, eval_input, anchor_config):
+            out = jax.device_get(infer(state, global_batch(batch["images"], mesh)))
+            truth += coco_eval.annotations_from_batch(batch)
+            found += coco_eval.detections_from_batch(batch, out["boxes"], out["scores"],
+                                                     out["classes"])
+        metrics = coco_eval.evaluate(coco_eval.coco_ground_truth(truth, num_classes), found)
+        return dict(metrics, reward=metrics["ap"])
+
+    train_s = eval_s = 0.0
+    results: Dict[str, float] = {}
+    step = int(state.step)
+    for epoch in range(first_epoch, config.epochs):
+        tick = time.perf_counter()
+        pending, losses = None, []
+        for batch in batches(train_source, train_input, epoch=epoch):
+            state, metrics = train_step(state, global_batch({k: batch[k] for k in keys}, mesh))
+            step += 1
+            if pending is not None:  # checked one step late, so the check never stalls the device
+                _check_finite(pending, step - 1)
+                losses.append(float(pending["loss"]))
+            pending = metrics
+        _check_finite(pending, step)
+        losses.append(float(pending["loss"]))
+        train_s += time.perf_counter() - tick
+        if checkpoints is not None:
+            checkpoints.save(step, state)
+        epoch_metrics = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+        if config.eval_every_epoch or epoch + 1 == config.epochs:
+            tick = time.perf_counter()
+            results = evaluate()
+            eval_s += time.perf_counter() - tick
+            epoch_metrics.update(results)
+        if report is not None:
+            report(epoch_metrics)
+    if not results:  # resumed after the last epoch had been trained: evaluate what was saved
+        tick = time.perf_counter()
+        results = evaluate()
+        eval_s += time.perf_counter() - tick
+    if checkpoints is not None:
+        checkpoints.close()
+
+    trained = (config.epochs - first_epoch) * steps_per_epoch * config.batch_size
+    cost = _cost(spec, config, num_classes, head.num_anchors if config.task == "detection" else 0)
+    return dict(results, params=cost.params, flops=cost.flops, compile_s=compile_s,
+                train_s=train_s, eval_s=eval_s,
+                train_images_per_s=trained / train_s if train_s else 0.0,
+                spec_hash=canonical_hash(spec), seed=seed, steps=step)
