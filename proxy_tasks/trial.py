@@ -101,7 +101,8 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
         raise ValueError(f"batch_size/eval_batch_size: {config.batch_size}/"
                          f"{config.eval_batch_size} must divide among {mesh.size} devices")
     train_source, holdout_source, num_classes = _sources(config)
-    options = ModelOptions(activation=config.activation, dtype=getattr(jax.numpy, config.dtype))
+    options = ModelOptions(activation=config.activation, bn_momentum=config.bn_momentum,
+                           dtype=getattr(jax.numpy, config.dtype))
     anchor_config = AnchorConfig(anchor_size=config.anchor_size)
     if config.task == "detection":
         head = RetinaNetConfig(num_classes, config.head_convs, config.head_filters,
