@@ -1,10 +1,12 @@
-"""Test session setup, before jax loads: 8 simulated CPU devices for the sharding tests, and a
+"""Test session setup, before jax loads: 8 simulated CPU devices for the sharding tests, XLA's
+lowest backend optimization (half the compile time; tests run few, tiny steps), and a
 session-wide persistent compilation cache so a model compiled twice compiles once."""
 
 import os
 import tempfile
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+                           " --xla_backend_optimization_level=0").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="nas-test-jax-cache-")
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"

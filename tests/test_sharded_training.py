@@ -11,13 +11,9 @@ from proxy_tasks.mesh import global_batch, make_mesh
 from proxy_tasks.models import ModelOptions, RetinaNetConfig, anchor_boxes, build_model, init_variables
 from proxy_tasks.optim import make_optimizer
 from proxy_tasks.training import create_state, detection_loss, make_train_step
-from search_space import BlockSpec, Scaling, SpineNetSpec
+from tests.tiny_models import TINY_SPEC
 
 SIZE, BATCH, CLASSES = 32, 8, 3
-# The smallest valid spec: five residual output blocks, each reading the two latest features.
-TINY_SPEC = SpineNetSpec(
-    blocks=tuple(BlockSpec(level, "residual", (k, k + 1), True) for k, level in enumerate(range(3, 8))),
-    scaling=Scaling(endpoints_num_filters=8, filter_size_scale=0.125, resample_alpha=0.25))
 HEAD = RetinaNetConfig(num_classes=CLASSES, num_convs=1, num_filters=8)
 
 
