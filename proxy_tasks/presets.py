@@ -52,6 +52,8 @@ class ProxyConfig:
     # Short proxies need BN statistics that catch up within a few hundred steps.
     bn_momentum: float = 0.9
     dtype: str = "float32"
+    # Detections kept for the AP: scores below this are dropped before NMS.
+    score_threshold: float = 0.05
     # Trial mechanics.
     eval_every_epoch: bool = False
     checkpoint_dir: Optional[str] = None

@@ -138,7 +138,8 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     train_step = make_train_step(model, optimizer, loss_fn, mesh).lower(
         state, global_batch(example, mesh)).compile()
     if config.task == "detection":
-        infer = make_detect_step(model, anchor_config.anchors(size), num_classes, mesh)
+        infer = make_detect_step(model, anchor_config.anchors(size), num_classes, mesh,
+                                 score_threshold=config.score_threshold)
     else:
         infer = make_classify_step(model, mesh)
     eval_images = global_batch(np.zeros((config.eval_batch_size, size, size, 3), np.float32), mesh)
