@@ -8,7 +8,7 @@ from pathlib import Path
 
 from search_space import MODEL_SIZES, SpecError, builtin_spec, read_spec
 from search_space.builtins import ModelSize
-from search_space.cost import backbone_cost, classification_head_cost, retinanet_head_cost
+from search_space.cost import Cost, backbone_cost, classification_head_cost, retinanet_head_cost
 
 HEADS = ("retinanet", "classification", "none")
 SCALING_FLAGS = ("filter_size_scale", "resample_alpha", "block_repeats", "endpoints_num_filters")
@@ -75,7 +75,7 @@ def report(args) -> dict:
     elif args.head == "classification":
         head = classification_head_cost(backbone.levels, args.num_classes)
     else:
-        head = type(backbone.total)()
+        head = Cost()
     total = backbone.total + head
     built = built_params(spec, args, head_convs, head_filters, height, width) if args.build else None
     return {

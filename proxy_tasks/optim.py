@@ -31,7 +31,9 @@ def make_optimizer(base_lr: float, warmup_steps: int, total_steps: int, schedule
                    clip_norm: float = 0.0) -> optax.GradientTransformation:
     """Clip (if `clip_norm` > 0), add `weight_decay * w` for conv/dense kernels only (L2 on the
     kernels, as Model Garden regularizes), then SGD with momentum."""
-    kernels_only = lambda params: jax.tree_util.tree_map(lambda p: p.ndim > 1, params)  # noqa: E731
+    def kernels_only(params):
+        return jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
+
     parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
     parts += [optax.add_decayed_weights(weight_decay, mask=kernels_only),
               optax.sgd(learning_rate(base_lr, warmup_steps, total_steps, schedule), momentum)]
