@@ -90,7 +90,8 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
                     report: Optional[Callable[[Dict], None]] = None, mesh=None) -> Dict:
     """Trains `spec` (rescaled to the proxy's scaling) for `config.epochs` and evaluates it.
 
-    `report(metrics)` is called after every epoch with `epoch`, `train_loss` and, with
+    `report(metrics)` is called after every epoch with `epoch`, the epoch's mean training
+    metrics (`train_loss`, `train_cls_loss`, ...) and, with
     `eval_every_epoch` or at the last epoch, the reward metrics. Returns the reward metrics,
     `reward`, `params`, `flops`, `compile_s`, `train_s`, `eval_s`, `train_images_per_s`.
     Same seed, config and machine give the same metrics.
@@ -168,20 +169,22 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     step = int(state.step)
     for epoch in range(first_epoch, config.epochs):
         tick = time.perf_counter()
-        pending, losses = None, []
+        pending, history = None, []
         for batch in batches(train_source, train_input, epoch=epoch):
             state, metrics = train_step(state, global_batch({k: batch[k] for k in keys}, mesh))
             step += 1
             if pending is not None:  # checked one step late, so the check never stalls the device
                 _check_finite(pending, step - 1)
-                losses.append(float(pending["loss"]))
+                history.append(jax.device_get(pending))
             pending = metrics
         _check_finite(pending, step)
-        losses.append(float(pending["loss"]))
+        history.append(jax.device_get(pending))
         train_s += time.perf_counter() - tick
         if checkpoints is not None:
             checkpoints.save(step, state)
-        epoch_metrics = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+        epoch_metrics = {"epoch": epoch + 1}
+        epoch_metrics.update({f"train_{k}": float(np.mean([h[k] for h in history]))
+                              for k in history[0]})
         if config.eval_every_epoch or epoch + 1 == config.epochs:
             tick = time.perf_counter()
             results = evaluate()
