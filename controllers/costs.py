@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable, Dict
 
 from search_space.builtins import PROXY_SIZE, ModelSize
-from search_space.cost import backbone_cost, retinanet_head_cost
+from search_space.cost import model_cost
 from search_space.genome import Genome, decode
 from search_space.space import SearchSpace
 
@@ -23,9 +23,10 @@ def detector_cost_fn(space: SearchSpace, size: ModelSize = PROXY_SIZE,
         raise ValueError(f"input_size: expected a positive integer, got {pixels!r}")
 
     def cost(genome: Genome) -> Dict[str, int]:
-        backbone = backbone_cost(decode(genome, space, size.scaling), pixels, pixels)
-        total = backbone.total + retinanet_head_cost(backbone.levels, size.head_convs,
-                                                     size.head_filters, num_classes, num_anchors)
+        backbone, head = model_cost(decode(genome, space, size.scaling), pixels, pixels,
+                                    "retinanet", size.head_convs, size.head_filters,
+                                    num_classes, num_anchors)
+        total = backbone.total + head
         return {"params": total.params, "flops": total.flops}
 
     return cost

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from search_space import MODEL_SIZES, SpecError, builtin_spec, read_spec
 from search_space.builtins import ModelSize
-from search_space.cost import Cost, backbone_cost, classification_head_cost, retinanet_head_cost
+from search_space.cost import HEADS, model_cost
 
-HEADS = ("retinanet", "classification", "none")
 SCALING_FLAGS = ("filter_size_scale", "resample_alpha", "block_repeats", "endpoints_num_filters")
 
 
@@ -66,16 +65,10 @@ def report(args) -> dict:
     spec = spec.with_scaling(dataclasses.replace(spec.scaling, **overrides))
     square = args.input_size or size.input_size
     height, width = args.height or square, args.width or square
-    backbone = backbone_cost(spec, height, width)
     head_convs = args.head_convs or size.head_convs
     head_filters = args.head_filters or size.head_filters
-    if args.head == "retinanet":
-        head = retinanet_head_cost(backbone.levels, head_convs, head_filters, args.num_classes,
-                                   args.num_anchors)
-    elif args.head == "classification":
-        head = classification_head_cost(backbone.levels, args.num_classes)
-    else:
-        head = Cost()
+    backbone, head = model_cost(spec, height, width, args.head, head_convs, head_filters,
+                                args.num_classes, args.num_anchors)
     total = backbone.total + head
     built = built_params(spec, args, head_convs, head_filters, height, width) if args.build else None
     return {

@@ -26,7 +26,7 @@ from proxy_tasks.optim import make_optimizer
 from proxy_tasks.presets import ProxyConfig
 from proxy_tasks.training import (classification_losses, create_state, detection_loss,
                                   make_classify_step, make_detect_step, make_train_step)
-from search_space.cost import backbone_cost, classification_head_cost, retinanet_head_cost
+from search_space.cost import model_cost
 from search_space.hashing import canonical_hash
 from search_space.spec import SpineNetSpec
 
@@ -56,16 +56,6 @@ def _sources(config: ProxyConfig):
         return splits["train"], splits["holdout"], COCO_CLASSES
     splits = embedded_sources(config.data_root, _embedded_config(config))
     return splits["train"], splits["holdout"], EMBEDDED_CLASSES
-
-
-def _cost(spec: SpineNetSpec, config: ProxyConfig, num_classes: int, num_anchors: int):
-    backbone = backbone_cost(spec, config.image_size, config.image_size)
-    if config.task == "classification":
-        head = classification_head_cost(backbone.levels, num_classes)
-    else:
-        head = retinanet_head_cost(backbone.levels, config.head_convs, config.head_filters,
-                                   num_classes, num_anchors)
-    return backbone.total + head
 
 
 def _example_batch(config: ProxyConfig, num_anchors: int) -> Dict[str, np.ndarray]:
@@ -200,7 +190,11 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
         checkpoints.close()
 
     trained = (config.epochs - first_epoch) * steps_per_epoch * config.batch_size
-    cost = _cost(spec, config, num_classes, head.num_anchors if config.task == "detection" else 0)
+    backbone, head_cost = model_cost(
+        spec, size, size, "retinanet" if config.task == "detection" else "classification",
+        config.head_convs, config.head_filters, num_classes,
+        head.num_anchors if config.task == "detection" else 0)
+    cost = backbone.total + head_cost
     return dict(results, params=cost.params, flops=cost.flops, compile_s=compile_s,
                 train_s=train_s, eval_s=eval_s,
                 train_images_per_s=trained / train_s if train_s else 0.0,

@@ -143,3 +143,21 @@ def classification_head_cost(levels: Dict[int, Tuple[int, int, int]], num_classe
     """Endpoints merged at the finest level and pooled (free), then one linear layer."""
     width = next(iter(levels.values()))[2]
     return Cost(width * num_classes + num_classes, 0, width * num_classes)
+
+
+HEADS = ("retinanet", "classification", "none")
+
+
+def model_cost(spec: SpineNetSpec, height: int, width: int, head: str = "retinanet",
+               head_convs: int = 4, head_filters: int = 256, num_classes: int = 91,
+               num_anchors: int = 9) -> Tuple[BackboneCost, Cost]:
+    """(backbone cost, head cost) of `spec` with a RetinaNet head, a classification head or none."""
+    if head not in HEADS:
+        raise ValueError(f"head: {head!r} is not one of {HEADS}")
+    backbone = backbone_cost(spec, height, width)
+    if head == "retinanet":
+        return backbone, retinanet_head_cost(backbone.levels, head_convs, head_filters,
+                                             num_classes, num_anchors)
+    if head == "classification":
+        return backbone, classification_head_cost(backbone.levels, num_classes)
+    return backbone, Cost()
