@@ -71,26 +71,25 @@ def make_train_step(model, optimizer: optax.GradientTransformation,
     return jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0)
 
 
+def _inference_step(model, mesh: Mesh, read_outputs: Callable):
+    """`step(state, images) -> read_outputs(eval-mode outputs)`, jitted and batch-sharded."""
+
+    def infer(state: TrainState, images):
+        return read_outputs(model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                                        images, train=False))
+
+    return jax.jit(infer, in_shardings=(replicated(mesh), batch_sharding(mesh)),
+                   out_shardings=batch_sharding(mesh))
+
+
 def make_detect_step(model, anchors, num_classes: int, mesh: Mesh, **detect_kwargs):
     """`detect_step(state, images) -> detections` (boxes in input pixels), batch-sharded."""
     anchors = jnp.asarray(anchors)
-
-    def infer(state: TrainState, images):
-        outputs = model.apply({"params": state.params, "batch_stats": state.batch_stats}, images,
-                              train=False)
-        return detect(anchor_lib.flatten_outputs(outputs["class_outputs"], num_classes),
-                      anchor_lib.flatten_outputs(outputs["box_outputs"], 4), anchors, **detect_kwargs)
-
-    rep, data = replicated(mesh), batch_sharding(mesh)
-    return jax.jit(infer, in_shardings=(rep, data), out_shardings=data)
+    return _inference_step(model, mesh, lambda outputs: detect(
+        anchor_lib.flatten_outputs(outputs["class_outputs"], num_classes),
+        anchor_lib.flatten_outputs(outputs["box_outputs"], 4), anchors, **detect_kwargs))
 
 
 def make_classify_step(model, mesh: Mesh):
     """`classify_step(state, images) -> logits`, batch-sharded."""
-
-    def infer(state: TrainState, images):
-        return model.apply({"params": state.params, "batch_stats": state.batch_stats}, images,
-                           train=False)["logits"]
-
-    rep, data = replicated(mesh), batch_sharding(mesh)
-    return jax.jit(infer, in_shardings=(rep, data), out_shardings=data)
+    return _inference_step(model, mesh, lambda outputs: outputs["logits"])

@@ -125,11 +125,12 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     first_epoch = int(state.step) // steps_per_epoch
 
     keys = TRAIN_KEYS[config.task]
-    example = _example_batch(config, len(anchor_config.anchors(size)))
+    anchors = anchor_config.anchors(size)
+    example = _example_batch(config, len(anchors))
     train_step = make_train_step(model, optimizer, loss_fn, mesh).lower(
         state, global_batch(example, mesh)).compile()
     if config.task == "detection":
-        infer = make_detect_step(model, anchor_config.anchors(size), num_classes, mesh,
+        infer = make_detect_step(model, anchors, num_classes, mesh,
                                  score_threshold=config.score_threshold)
     else:
         infer = make_classify_step(model, mesh)
@@ -155,6 +156,14 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
         return dict(metrics, reward=metrics["ap"])
 
     train_s = eval_s = 0.0
+
+    def timed_evaluate() -> Dict[str, float]:
+        nonlocal eval_s
+        tick = time.perf_counter()
+        metrics = evaluate()
+        eval_s += time.perf_counter() - tick
+        return metrics
+
     results: Dict[str, float] = {}
     step = int(state.step)
     for epoch in range(first_epoch, config.epochs):
@@ -176,16 +185,12 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
         epoch_metrics.update({f"train_{k}": float(np.mean([h[k] for h in history]))
                               for k in history[0]})
         if config.eval_every_epoch or epoch + 1 == config.epochs:
-            tick = time.perf_counter()
-            results = evaluate()
-            eval_s += time.perf_counter() - tick
+            results = timed_evaluate()
             epoch_metrics.update(results)
         if report is not None:
             report(epoch_metrics)
     if not results:  # resumed after the last epoch had been trained: evaluate what was saved
-        tick = time.perf_counter()
-        results = evaluate()
-        eval_s += time.perf_counter() - tick
+        results = timed_evaluate()
     if checkpoints is not None:
         checkpoints.close()
 
