@@ -33,27 +33,48 @@ def test_assignment_thresholds_and_encoding():
     boxes = np.array([[0, 0, 10, 5], [0, 0, 10, 4.5], [0, 0, 10, 3.9], [0, 0, 10, 10]],
                      np.float32)
     for box, expected in zip(boxes[:3], (7, IGNORE, NEGATIVE)):
-        cls, targets = assign_targets(anchors[:1], box[None], np.array([7]))
+        cls, targets = assign_targets(anchors[:1], box[None], np.array([7]), force_match=False)
         assert cls.tolist() == [expected]
+        cls, targets = assign_targets(anchors[:1], box[None], np.array([7]))
+        assert cls.tolist() == [7]  # the box's best anchor, forced
     cls, targets = assign_targets(anchors[:1], boxes[:1], np.array([7]))
     np.testing.assert_allclose(targets[0], [0.0, -0.25, 0.0, np.log(0.5)], atol=1e-6)
     cls, targets = assign_targets(anchors, np.zeros((0, 4), np.float32), np.zeros(0, int))
     assert cls.tolist() == [NEGATIVE] * 4 and not targets.any()
 
 
-def test_numpy_assignment_matches_the_models_jax_assignment(records):
+def test_forced_matching_gives_every_box_its_best_anchor():
+    anchors = np.array([[0, 0, 10, 10], [0, 10, 10, 20], [40, 40, 50, 50]], np.float32)
+    # Box 0 overlaps anchor 0 by 0.25 (under both thresholds); boxes 1 and 2 both have anchor 1
+    # as their best, which takes box 2 (IoU 0.5 against 0.2) while box 1 keeps no anchor.
+    boxes = np.array([[0, 0, 5, 5], [0, 8, 10, 13], [0, 10, 10, 15]], np.float32)
+    labels = np.array([4, 5, 6])
+    for assign in (assign_targets, jax_assign_targets):
+        cls, targets = assign(anchors, boxes, labels)
+        assert np.asarray(cls).tolist() == [4, 6, NEGATIVE]
+        np.testing.assert_allclose(np.asarray(targets)[0], [-0.25, -0.25, np.log(0.5), np.log(0.5)],
+                                   atol=1e-6)
+        cls, _ = assign(anchors, boxes, labels, force_match=False)
+        assert np.asarray(cls).tolist() == [NEGATIVE, 6, NEGATIVE]
+
+
+@pytest.mark.parametrize("force_match", [True, False])
+def test_numpy_assignment_matches_the_models_jax_assignment(records, force_match):
     anchors = AnchorConfig().anchors(64)
     for record in records[:4]:
         boxes, labels = record.boxes * 64, record.labels
-        cls, targets = assign_targets(anchors, boxes, labels)
+        cls, targets = assign_targets(anchors, boxes, labels, force_match=force_match)
         padded_boxes = np.zeros((8, 4), np.float32)  # one shape: jax compiles once
         padded_boxes[:len(boxes)] = boxes
         padded_labels = np.full(8, -1, np.int32)
         padded_labels[:len(labels)] = labels
-        jax_cls, jax_targets = jax_assign_targets(anchors, padded_boxes, padded_labels)
+        jax_cls, jax_targets = jax_assign_targets(anchors, padded_boxes, padded_labels,
+                                                  force_match=force_match)
         np.testing.assert_array_equal(cls, np.asarray(jax_cls))
         np.testing.assert_allclose(targets, np.asarray(jax_targets), atol=1e-5)
         assert (cls >= 0).any()
+        if force_match:  # every box has a positive anchor of its own class
+            assert set(labels.tolist()) <= set(cls[cls >= 0].tolist())
 
 
 def test_resize_pads_bottom_right_and_reports_scale():

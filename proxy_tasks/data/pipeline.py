@@ -48,7 +48,8 @@ class InputConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AnchorConfig:
-    """RetinaNet anchors and the IoU thresholds of target assignment (spec section 4)."""
+    """RetinaNet anchors and target assignment: IoU thresholds (spec section 4) and whether each
+    box's best anchor is forced positive (see `proxy_tasks.data.targets`)."""
 
     min_level: int = 3
     max_level: int = 7
@@ -57,6 +58,7 @@ class AnchorConfig:
     anchor_size: float = 3.0
     positive_iou: float = 0.5
     negative_iou: float = 0.4
+    force_match: bool = True
     max_boxes: int = 100
 
     def __post_init__(self):
@@ -113,7 +115,8 @@ def detection_example(record: DetectionRecord, rng: np.random.Generator, config:
             & ~record.is_crowd)
     cls_targets, box_targets = assign_targets(anchors, out_boxes[keep], record.labels[keep],
                                               anchor_config.positive_iou,
-                                              anchor_config.negative_iou)
+                                              anchor_config.negative_iou,
+                                              anchor_config.force_match)
     original = record.boxes * np.array([height, width, height, width], np.float32)
     rows = anchor_config.max_boxes
     return {"images": pixels, "cls_targets": cls_targets, "box_targets": box_targets,

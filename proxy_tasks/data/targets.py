@@ -2,7 +2,11 @@
 
 The same rule and encoding as `proxy_tasks.models.boxes.assign_targets` (which is jax, for use
 on device): each anchor takes its highest-IoU box; IoU >= `positive_iou` gives that box's class
-and encoded box, IoU < `negative_iou` gives NEGATIVE, anything between IGNORE.
+and encoded box, IoU < `negative_iou` gives NEGATIVE, anything between IGNORE. With
+`force_match`, each box's highest-IoU anchor is positive for it whatever the IoU, as in the TPU
+RetinaNet's matcher (`force_match_for_each_row`): without it, an object the anchor grid fits
+badly (small anchors are as coarse as their stride) has no positive anchor and is taught as
+background. An anchor that is the best of several boxes takes the one it overlaps most.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def encode(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
 
 
 def assign_targets(anchors: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
-                   positive_iou: float = 0.5, negative_iou: float = 0.4
+                   positive_iou: float = 0.5, negative_iou: float = 0.4, force_match: bool = True
                    ) -> Tuple[np.ndarray, np.ndarray]:
     """(cls_targets int32 [N], box_targets float32 [N, 4]) for [N, 4] anchors, [M, 4] boxes."""
     cls = np.full(len(anchors), NEGATIVE, np.int32)
@@ -59,6 +63,12 @@ def assign_targets(anchors: np.ndarray, boxes: np.ndarray, classes: np.ndarray,
     best_iou = overlaps[np.arange(len(anchors)), best]
     cls[best_iou >= negative_iou] = IGNORE
     positive = best_iou >= positive_iou
+    if force_match:
+        forced = overlaps.argmax(0)[None, :] == np.arange(len(anchors))[:, None]
+        forced &= overlaps > 0
+        is_forced = forced.any(1)
+        best = np.where(is_forced, np.where(forced, overlaps, -1.0).argmax(1), best)
+        positive |= is_forced
     cls[positive] = classes[best[positive]]
     box_targets[positive] = encode(boxes[best[positive]], anchors[positive])
     return cls, box_targets

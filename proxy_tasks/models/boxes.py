@@ -6,6 +6,7 @@ Boxes are `(ymin, xmin, ymax, xmax)`. Encoding is Faster R-CNN's
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence, Tuple
 
@@ -52,20 +53,30 @@ def iou(a, b):
     return jnp.where(union > 0, inter / jnp.where(union > 0, union, 1), 0)
 
 
-@jax.jit
+@functools.partial(jax.jit, static_argnames="force_match")
 def assign_targets(anchors, gt_boxes, gt_classes, positive_iou: float = 0.5,
-                   negative_iou: float = 0.4) -> Tuple[jnp.ndarray, jnp.ndarray]:
+                   negative_iou: float = 0.4, force_match: bool = True
+                   ) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Matches each anchor to its highest-IoU ground-truth box.
 
-    `gt_boxes` [M, 4] and `gt_classes` [M] int, M >= 1; rows with class < 0 are padding. Returns `(cls_targets [N] int32,
-    box_targets [N, 4])`: the matched class where IoU >= `positive_iou`, `NEGATIVE` where
-    IoU < `negative_iou` (or no ground truth), `IGNORE` between; box targets are the encoded
-    matched boxes (zeros where not positive). Jittable and vmappable over a batch.
+    `gt_boxes` [M, 4] and `gt_classes` [M] int, M >= 1; rows with class < 0 are padding.
+    Returns `(cls_targets [N] int32, box_targets [N, 4])`: the matched class where IoU >=
+    `positive_iou`, `NEGATIVE` where IoU < `negative_iou` (or no ground truth), `IGNORE`
+    between; box targets are the encoded matched boxes (zeros where not positive). With
+    `force_match`, each box's highest-IoU anchor is positive for it whatever the IoU (the rule
+    of `proxy_tasks.data.targets`). Jittable and vmappable over a batch.
     """
     overlaps = jnp.where((gt_classes >= 0)[None, :], iou(anchors, gt_boxes), -1.0)
     best = jnp.argmax(overlaps, axis=1)
     best_iou = jnp.max(overlaps, axis=1)
-    cls = jnp.where(best_iou >= positive_iou, gt_classes[best],
+    positive = best_iou >= positive_iou
+    if force_match:
+        forced = jnp.argmax(overlaps, axis=0)[None, :] == jnp.arange(len(anchors))[:, None]
+        forced &= overlaps > 0
+        is_forced = forced.any(1)
+        best = jnp.where(is_forced, jnp.argmax(jnp.where(forced, overlaps, -1.0), axis=1), best)
+        positive |= is_forced
+    cls = jnp.where(positive, gt_classes[best],
                     jnp.where(best_iou < negative_iou, NEGATIVE, IGNORE)).astype(jnp.int32)
     positive = (cls >= 0)[:, None]
     targets = encode_boxes(jnp.where(positive, gt_boxes[best], anchors), anchors)
