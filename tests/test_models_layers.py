@@ -1,5 +1,5 @@
 """The fast layers agree with their textbook forms (max-pool and its gradient, upsampling, 1x1
-convs, BN), and stochastic depth drops whole branches."""
+and few-channel convs, BN), and stochastic depth drops whole branches."""
 
 import flax.linen as nn
 import jax
@@ -39,6 +39,26 @@ def test_one_by_one_conv_equals_convolution():
     expected = jax.lax.conv_general_dilated(x, params["params"]["kernel"], (1, 1), "SAME",
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
     np.testing.assert_allclose(conv.apply(params, x), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, kernel_size, strides", [((2, 9, 7, 3), 7, 2), ((1, 6, 5, 3), 3, 1),
+                                                         ((2, 8, 8, 1), 3, 2)])
+def test_few_channel_conv_and_its_gradients_equal_convolution(shape, kernel_size, strides):
+    x = jnp.asarray(np.random.default_rng(0).normal(size=shape), jnp.float32)
+    conv = Conv(5, kernel_size, strides)
+    params = conv.init(jax.random.PRNGKey(0), x)
+
+    def reference(params, x=x):
+        return jax.lax.conv_general_dilated(x, params["params"]["kernel"], (strides,) * 2, "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    np.testing.assert_allclose(conv.apply(params, x), reference(params), rtol=1e-5, atol=1e-5)
+    weights = jnp.asarray(np.random.default_rng(1).normal(size=reference(params).shape))
+    grad = jax.grad(lambda p, x: jnp.sum(conv.apply(p, x) * weights), (0, 1))(params, x)
+    expected = jax.grad(lambda p, x: jnp.sum(reference(p, x) * weights), (0, 1))(params, x)
+    np.testing.assert_allclose(grad[0]["params"]["kernel"], expected[0]["params"]["kernel"],
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grad[1], expected[1], rtol=1e-5, atol=1e-6)
 
 
 def test_batch_norm_normalizes_and_tracks_moving_averages():
