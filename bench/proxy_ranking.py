@@ -13,6 +13,7 @@ import os
 import platform
 import time
 
+import jax
 import numpy as np
 
 from proxy_tasks.presets import get_preset, with_overrides
@@ -55,7 +56,15 @@ def main() -> None:
             print(f"{name:>14} seed {seed}: AP {result['ap']:.4f}  AP50 {result['ap50']:.4f}  "
                   + "  ".join(f"{k} {result[k]:.1f}" for k in TIMES) + f"  wall {wall:.1f}s",
                   flush=True)
+            summary = write(args, config, trials)  # after every trial: a long run keeps its results
+    for name in sorted(summary, key=lambda n: -summary[n]["ap_mean"]):
+        s = summary[name]
+        print(f"{name:>14}: AP {s['ap_mean']:.4f} +- {s['ap_std']:.4f}  "
+              f"({s['flops'] / 1e9:.2f}B FLOPs)  wall {s['wall_s_mean']:.1f}s")
 
+
+def write(args, config, trials) -> dict:
+    """Writes the trials so far and their per-architecture summary to `args.out`."""
     summary = {}
     for name in dict.fromkeys(t["arch"] for t in trials):
         rows = [t for t in trials if t["arch"] == name]
@@ -65,18 +74,16 @@ def main() -> None:
                          "flops": rows[0]["flops"], "params": rows[0]["params"],
                          "wall_s_mean": float(np.mean([t["wall_s"] for t in rows])),
                          **{f"{k}_mean": float(np.mean([t[k] for t in rows])) for k in TIMES}}
-    ranking = sorted(summary, key=lambda n: -summary[n]["ap_mean"])
     out = {"preset": args.preset, "config": config.__dict__, "seeds": args.seeds,
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                       "devices": [str(d) for d in jax.devices()],
                        "load_avg_at_end": os.getloadavg()},
-           "ranking": ranking, "summary": summary, "trials": trials}
+           "ranking": sorted(summary, key=lambda n: -summary[n]["ap_mean"]),
+           "summary": summary, "trials": trials}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
-    for name in ranking:
-        s = summary[name]
-        print(f"{name:>14}: AP {s['ap_mean']:.4f} +- {s['ap_std']:.4f}  "
-              f"({s['flops'] / 1e9:.2f}B FLOPs)  wall {s['wall_s_mean']:.1f}s")
+    return summary
 
 
 if __name__ == "__main__":
