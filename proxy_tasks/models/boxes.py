@@ -78,6 +78,5 @@ def assign_targets(anchors, gt_boxes, gt_classes, positive_iou: float = 0.5,
         positive |= is_forced
     cls = jnp.where(positive, gt_classes[best],
                     jnp.where(best_iou < negative_iou, NEGATIVE, IGNORE)).astype(jnp.int32)
-    positive = (cls >= 0)[:, None]
-    targets = encode_boxes(jnp.where(positive, gt_boxes[best], anchors), anchors)
-    return cls, jnp.where(positive, targets, 0.0)
+    targets = encode_boxes(jnp.where(positive[:, None], gt_boxes[best], anchors), anchors)
+    return cls, jnp.where(positive[:, None], targets, 0.0)
