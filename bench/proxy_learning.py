@@ -1,7 +1,8 @@
 """How fast does the proxy detector learn the embedded task? One compiled SpineNet-49 proxy,
 trained afresh on each embedded-data variant; AP and class-agnostic AP after every epoch.
 
-python bench/proxy_learning.py [--train-images 1024] [--epochs 3] [--out FILE]
+python bench/proxy_learning.py [--train-images 1024] [--epochs 3] [--set KEY=VALUE ...]
+                               [--out FILE]
                                [VARIANT_JSON ...]   # EmbeddedConfig overrides, e.g.
                                                     # '{}' '{"max_distractors": 0}'
 
@@ -27,7 +28,7 @@ from proxy_tasks.data import (AnchorConfig, EmbeddedConfig, InputConfig, detecti
 from proxy_tasks.mesh import make_mesh
 from proxy_tasks.models import ModelOptions, RetinaNetConfig, build_model
 from proxy_tasks.optim import make_optimizer
-from proxy_tasks.presets import get_preset
+from proxy_tasks.presets import get_preset, with_overrides
 from proxy_tasks.training import create_state, detection_loss, make_detect_step, make_train_step
 from proxy_tasks.trial import EMBEDDED_CLASSES
 from search_space import builtin_spec
@@ -52,9 +53,11 @@ def main() -> None:
     parser.add_argument("variants", nargs="*", default=["{}"])
     parser.add_argument("--train-images", type=int, default=1024)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="ProxyConfig field of the default preset (model, optimizer, data dir)")
     parser.add_argument("--out", default="bench/results/proxy_learning.jsonl")
     args = parser.parse_args()
-    config = get_preset("default")
+    config = with_overrides(get_preset("default"), args.overrides)
     size, batch_size = config.image_size, config.batch_size
     anchors = AnchorConfig(anchor_size=config.anchor_size)
     model = build_model(builtin_spec("spinenet-49").with_scaling(config.scaling),
@@ -85,17 +88,19 @@ def main() -> None:
             state = jax.tree.map(jnp.copy, initial)  # the train step donates its state
             curve = []
             for epoch in range(args.epochs):
-                cls_losses = []
+                cls_losses, tick = [], time.perf_counter()
                 for batch in detection_batches(splits["train"], train_input, anchors, epoch=epoch):
                     state, metrics = train_step(state, {k: batch[k] for k in
                                                         ("images", "cls_targets", "box_targets")})
                     cls_losses.append(metrics["cls_loss"])
+                cls_loss = float(np.mean(jax.device_get(cls_losses)))
+                train_s = time.perf_counter() - tick  # the first epoch run includes compiling
                 metrics = holdout_ap(state, infer, splits["holdout"], eval_input, anchors)
-                curve.append({"epoch": epoch + 1,
-                              "train_cls_loss": float(np.mean(jax.device_get(cls_losses))),
+                curve.append({"epoch": epoch + 1, "train_cls_loss": cls_loss, "train_s": train_s,
                               **metrics})
                 print(json.dumps({"variant": overrides, **curve[-1]}), flush=True)
-            record = {"variant": overrides, "train_images": args.train_images, "steps": steps,
+            record = {"variant": overrides, "overrides": args.overrides,
+                      "train_images": args.train_images, "steps": steps,
                       "devices": [str(d) for d in jax.devices()], "curve": curve,
                       "wall_s": time.perf_counter() - started}
             out.write(json.dumps(record) + "\n")
