@@ -26,11 +26,11 @@ from proxy_tasks import coco_eval
 from proxy_tasks.data import (AnchorConfig, EmbeddedConfig, InputConfig, detection_batches,
                               embedded_sources)
 from proxy_tasks.mesh import make_mesh
-from proxy_tasks.models import ModelOptions, RetinaNetConfig, build_model
+from proxy_tasks.models import RetinaNetConfig, build_model
 from proxy_tasks.optim import make_optimizer
 from proxy_tasks.presets import get_preset, with_overrides
 from proxy_tasks.training import create_state, detection_loss, make_detect_step, make_train_step
-from proxy_tasks.trial import EMBEDDED_CLASSES
+from proxy_tasks.trial import EMBEDDED_CLASSES, model_options
 from search_space import builtin_spec
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     model = build_model(builtin_spec("spinenet-49").with_scaling(config.scaling),
                         RetinaNetConfig(EMBEDDED_CLASSES, config.head_convs, config.head_filters,
                                         anchor_size=config.anchor_size),
-                        ModelOptions(bn_momentum=config.bn_momentum))
+                        model_options(config))
     steps = args.epochs * (args.train_images // batch_size)
     optimizer = make_optimizer(config.learning_rate, config.warmup_steps, steps, config.schedule,
                                config.momentum, config.weight_decay, config.clip_norm)

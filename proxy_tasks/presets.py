@@ -51,6 +51,9 @@ class ProxyConfig:
     activation: str = "relu"
     # Short proxies need BN statistics that catch up within a few hundred steps.
     bn_momentum: float = 0.9
+    # Each residual branch's last BN starts at scale 0, so every block starts as its shortcut
+    # (Goyal et al. 2017): without it a from-scratch proxy's gradients explode in its first steps.
+    zero_init_residual: bool = False
     dtype: str = "float32"
     # Detections kept for the AP: scores below this are dropped before NMS.
     score_threshold: float = 0.05
@@ -98,7 +101,7 @@ PRESETS: Dict[str, ProxyConfig] = {
                         endpoints_num_filters=16, head_convs=1, head_filters=16, anchor_size=1.0),
     # The embedded dataset at 128 px: objects of 8..128 px over 4 octaves and anchors of size 1
     # (2^l px), so every level P3..P7 has objects to find; about a minute on 2 CPU cores.
-    "default": ProxyConfig(anchor_size=1.0),
+    "default": ProxyConfig(anchor_size=1.0, zero_init_residual=True),
     # The paper's proxy: COCO at 512 px, SpineNet-49 at 0.25 width, alpha 0.25, 64-wide head,
     # 5 epochs (Vertex AI NAS's SGD settings).
     "paper": ProxyConfig(dataset="coco", image_size=512, epochs=5, batch_size=64,

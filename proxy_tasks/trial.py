@@ -76,6 +76,12 @@ def _check_finite(metrics, step: int) -> None:
         raise TrialFailed(f"loss became {loss} at step {step}; the trial stops here")
 
 
+def model_options(config: ProxyConfig) -> ModelOptions:
+    return ModelOptions(activation=config.activation, bn_momentum=config.bn_momentum,
+                        zero_init_residual=config.zero_init_residual,
+                        dtype=getattr(jax.numpy, config.dtype))
+
+
 def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
                     report: Optional[Callable[[Dict], None]] = None, mesh=None) -> Dict:
     """Trains `spec` (rescaled to the proxy's scaling) for `config.epochs` and evaluates it.
@@ -92,8 +98,7 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
         raise ValueError(f"batch_size/eval_batch_size: {config.batch_size}/"
                          f"{config.eval_batch_size} must divide among {mesh.size} devices")
     train_source, holdout_source, num_classes = _sources(config)
-    options = ModelOptions(activation=config.activation, bn_momentum=config.bn_momentum,
-                           dtype=getattr(jax.numpy, config.dtype))
+    options = model_options(config)
     anchor_config = AnchorConfig(anchor_size=config.anchor_size)
     if config.task == "detection":
         head = RetinaNetConfig(num_classes, config.head_convs, config.head_filters,

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from proxy_tasks.models.layers import BatchNorm, Conv, max_pool, upsample_to
+from proxy_tasks.models.layers import BatchNorm, Conv, ConvBN, max_pool, upsample_to
 from proxy_tasks.models.options import ModelOptions
 from proxy_tasks.models.spinenet import Block
 
@@ -86,3 +86,26 @@ def test_stochastic_depth_drops_whole_residual_branches_in_training_only():
     assert 0 < dropped.sum() < len(x)
     kept = Block("residual", 2, ModelOptions()).apply(variables, x, train=False)
     np.testing.assert_array_equal(block.apply(variables, x, train=False), kept)
+
+
+
+@pytest.mark.parametrize("block_fn", ["residual", "bottleneck"])
+def test_zero_init_residual_blocks_start_as_their_shortcut(block_fn):
+    # A residual block 2 -> 2 keeps the identity shortcut; a bottleneck 2 -> 8 projects it.
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 5, 5, 2)), jnp.float32)
+    options = ModelOptions(zero_init_residual=True)
+    block = Block(block_fn, 2, options)
+    variables = block.init(jax.random.PRNGKey(0), x, train=False)
+    last = "conv2" if block_fn == "bottleneck" else "conv1"
+    assert variables["params"][last]["bn"]["scale"].shape == (8 if block_fn == "bottleneck" else 2,)
+    assert not np.any(variables["params"][last]["bn"]["scale"])
+    y, _ = block.apply(variables, x, train=True, mutable=["batch_stats"])
+    if block_fn == "residual":
+        shortcut = x
+    else:
+        projection = {k: v["projection"] for k, v in variables.items()}
+        shortcut, _ = ConvBN(8, 1, options, activate=False).apply(projection, x, train=True,
+                                                                  mutable=["batch_stats"])
+    np.testing.assert_array_equal(y, jax.nn.relu(shortcut))
+    ones = Block(block_fn, 2, ModelOptions()).init(jax.random.PRNGKey(0), x, train=False)
+    assert np.all(ones["params"][last]["bn"]["scale"] == 1)

@@ -109,11 +109,12 @@ class BatchNorm(nn.Module):
     """
 
     options: ModelOptions
+    scale_init: Callable = nn.initializers.ones
 
     @nn.compact
     def __call__(self, x, train: bool):
         o, c = self.options, x.shape[-1]
-        scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+        scale = self.param("scale", self.scale_init, (c,), jnp.float32)
         offset = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
         moving_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
         moving_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
@@ -140,12 +141,13 @@ class ConvBN(nn.Module):
     options: ModelOptions
     strides: int = 1
     activate: bool = True
+    bn_scale_init: Callable = nn.initializers.ones
 
     @nn.compact
     def __call__(self, x, train: bool):
         x = Conv(self.features, self.kernel_size, self.strides, dtype=self.options.dtype,
                  kernel_init=self.options.kernel_init, name="conv")(x)
-        x = BatchNorm(self.options, name="bn")(x, train)
+        x = BatchNorm(self.options, self.bn_scale_init, name="bn")(x, train)
         return self.options.act(x) if self.activate else x
 
 

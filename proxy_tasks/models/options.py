@@ -20,12 +20,15 @@ class ModelOptions:
 
     `dtype` is the compute dtype (float32 or bfloat16); parameters always stay float32.
     `stochastic_depth_rate` is the drop rate of the last block; earlier blocks scale it linearly.
+    `zero_init_residual` starts each residual branch's last BN scale at 0, so every block starts
+    as its shortcut (not Model Garden's default; for short from-scratch proxies).
     """
 
     activation: str = "relu"
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
     stochastic_depth_rate: float = 0.0
+    zero_init_residual: bool = False
     dtype: Any = jnp.float32
     kernel_init: Callable = DEFAULT_KERNEL_INIT
 
