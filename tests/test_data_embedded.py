@@ -8,7 +8,7 @@ import pytest
 
 from proxy_tasks.data import (SPLITS, AnchorConfig, EmbeddedConfig, embedded_sources,
                               prepare_embedded, prepare_embedded_classification)
-from proxy_tasks.data.render import add_clutter, render_scene
+from proxy_tasks.data.render import MASK_ALPHA, add_clutter, render_scene, sticker, tight
 from proxy_tasks.data.sources import load_digits, load_photos, split_digit_indices, split_digits
 from proxy_tasks.data.targets import assign_targets
 
@@ -124,6 +124,36 @@ def test_clutter_copes_with_one_pixel_wide_digits():
     assert canvas.any()
 
 
+@pytest.mark.parametrize("height, width", [(8, 5), (40, 23), (128, 97)])
+def test_sticker_outline_grows_the_ink_by_a_sixteenth_of_the_long_side(height, width):
+    ink, outline = sticker(tight(load_digits()[0][0]), height, width)
+    grow = max(1, round(max(height, width) / 16))
+    assert ink.shape == outline.shape == (height, width)
+    assert np.all(outline >= ink)
+
+    def extent(alpha):
+        mask = alpha > MASK_ALPHA
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        return np.array([rows[0], cols[0], rows[-1], cols[-1]])
+
+    assert extent(outline)[:2].min() == 0  # the outline fills the box it was given
+    assert np.array_equal(extent(outline), extent(ink) + [-grow, -grow, grow, grow])
+
+
+def test_digits_are_light_ink_on_a_dark_outline():
+    config = EmbeddedConfig(image_size=128, max_distractors=0, max_objects=1,
+                            min_object_fraction=0.5)
+    digits, labels = split_digits(config, "train")
+    for i in range(5):
+        scene = render_scene(np.random.default_rng([2, i]), load_photos(256), digits, labels,
+                             config)
+        top, left, bottom, right = scene.boxes[0].astype(int)
+        inside = scene.image[top:bottom, left:right].astype(int).sum(-1)
+        # The outline is its own box's border: dark at every edge of the box, light ink within.
+        assert min(inside[0].min(), inside[-1].min(), inside[:, 0].min(), inside[:, -1].min()) < 3 * 64
+        assert inside.max() >= 3 * 176
+
+
 def test_classification_variant(data_dir):
     builder = prepare_embedded_classification(data_dir, CONFIG)
     source = builder.as_data_source("validation")
@@ -138,6 +168,7 @@ def test_classification_variant(data_dir):
     ({"image_size": 32, "min_object_fraction": 0.0625}, "min_object_fraction=0.0625"),
     ({"digit_fractions": (0.5, 0.5, 0.5)}, "digit_fractions=(0.5, 0.5, 0.5)"),
     ({"min_objects": 3, "max_objects": 2}, "min_objects/max_objects=(3, 2)"),
+    ({"background_contrast": (0.5, 0.2)}, "background_contrast=(0.5, 0.2)"),
 ])
 def test_bad_config_names_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

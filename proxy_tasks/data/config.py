@@ -22,6 +22,8 @@ class EmbeddedConfig:
     Object sizes (the long side of a digit's box) are log-uniform between
     `min_object_fraction` and `max_object_fraction` of `image_size`. Digits of the three splits
     come from disjoint samples of scikit-learn's digits, in proportions `digit_fractions`.
+    Each photo crop's contrast is scaled by a factor drawn from `background_contrast`: a dimmed
+    photo keeps its clutter but lets the digits stand out, so a short proxy learns them sooner.
     """
 
     image_size: int = 256
@@ -34,6 +36,7 @@ class EmbeddedConfig:
     min_object_fraction: float = 1 / 16
     max_object_fraction: float = 1.0
     max_distractors: int = 4
+    background_contrast: tuple = (0.2, 0.5)
     min_visible: float = 0.5
     digit_fractions: tuple = (0.6, 0.2, 0.2)
 
@@ -51,6 +54,9 @@ class EmbeddedConfig:
         check(self.min_object_fraction * self.image_size >= 4, "min_object_fraction",
               self.min_object_fraction, f"objects under 4 px at image_size={self.image_size}")
         check(self.max_distractors >= 0, "max_distractors", self.max_distractors, "must be >= 0")
+        check(len(self.background_contrast) == 2
+              and 0 <= self.background_contrast[0] <= self.background_contrast[1],
+              "background_contrast", self.background_contrast, "need (low, high) with 0 <= low <= high")
         check(0 < self.min_visible <= 1, "min_visible", self.min_visible, "must be in (0, 1]")
         check(len(self.digit_fractions) == 3 and min(self.digit_fractions) > 0
               and math.isclose(sum(self.digit_fractions), 1.0), "digit_fractions",

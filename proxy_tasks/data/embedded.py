@@ -55,7 +55,7 @@ class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Shared plumbing: config handling, the three splits, parallel example generation."""
 
     # Bump when rendering changes: a built dataset is reused for as long as its version matches.
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("2.0.0")
     # Nothing is downloaded; left to TFDS, finding a checksums file needs importlib_resources.
     url_infos = None
 
@@ -84,7 +84,7 @@ class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 class DigitsOnPhotos(_EmbeddedBuilder):
-    """Handwritten digits on photo crops, 4+ octaves of object size, occlusion and clutter."""
+    """Outlined handwritten digits on photo crops, 4+ octaves of object size, occlusion and clutter."""
 
     name = "digits_on_photos"
 
@@ -119,7 +119,7 @@ class DigitsOnPhotos(_EmbeddedBuilder):
 
 
 class DigitsOnPhotosCls(_EmbeddedBuilder):
-    """One handwritten digit per photo crop; the label is the digit."""
+    """One outlined handwritten digit per photo crop; the label is the digit."""
 
     name = "digits_on_photos_cls"
 
