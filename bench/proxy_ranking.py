@@ -2,7 +2,9 @@
 genomes of the paper space over several seeds, with each trial's time split.
 
 python bench/proxy_ranking.py [--preset default] [--seeds 0 1 2] [--random-genomes 3]
-                              [--set KEY=VALUE ...] [--out FILE]
+                              [--archs NAME ...] [--set KEY=VALUE ...] [--out FILE]
+
+`--archs` runs only the named architectures (resnet50-seed, spinenet-49, random-0, ...).
 """
 
 from __future__ import annotations
@@ -38,13 +40,20 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--random-genomes", type=int, default=3)
+    parser.add_argument("--archs", nargs="+", default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default="bench/results/proxy_ranking.json")
     args = parser.parse_args()
     config = with_overrides(get_preset(args.preset), args.overrides)
+    archs = architectures(args.random_genomes)
+    unknown = set(args.archs or ()) - set(archs)
+    if unknown:
+        parser.error(f"--archs: unknown {sorted(unknown)}; known: {sorted(archs)}")
 
     trials = []
-    for name, spec in architectures(args.random_genomes).items():
+    for name, spec in archs.items():
+        if args.archs and name not in args.archs:
+            continue
         for seed in args.seeds:
             started = time.perf_counter()
             result = run_proxy_trial(spec, config, seed=seed)

@@ -56,7 +56,8 @@ class EmbeddedConfig:
         check(self.max_distractors >= 0, "max_distractors", self.max_distractors, "must be >= 0")
         check(len(self.background_contrast) == 2
               and 0 <= self.background_contrast[0] <= self.background_contrast[1],
-              "background_contrast", self.background_contrast, "need (low, high) with 0 <= low <= high")
+              "background_contrast", self.background_contrast,
+              "need (low, high) with 0 <= low <= high")
         check(0 < self.min_visible <= 1, "min_visible", self.min_visible, "must be in (0, 1]")
         check(len(self.digit_fractions) == 3 and min(self.digit_fractions) > 0
               and math.isclose(sum(self.digit_fractions), 1.0), "digit_fractions",
