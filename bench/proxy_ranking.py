@@ -50,10 +50,11 @@ def main() -> None:
     if unknown:
         parser.error(f"--archs: unknown {sorted(unknown)}; known: {sorted(archs)}")
 
+    if args.archs:
+        archs = {name: spec for name, spec in archs.items() if name in args.archs}
+
     trials = []
     for name, spec in archs.items():
-        if args.archs and name not in args.archs:
-            continue
         for seed in args.seeds:
             started = time.perf_counter()
             result = run_proxy_trial(spec, config, seed=seed)

@@ -88,7 +88,6 @@ def test_stochastic_depth_drops_whole_residual_branches_in_training_only():
     np.testing.assert_array_equal(block.apply(variables, x, train=False), kept)
 
 
-
 @pytest.mark.parametrize("block_fn", ["residual", "bottleneck"])
 def test_zero_init_residual_blocks_start_as_their_shortcut(block_fn):
     # A residual block 2 -> 2 keeps the identity shortcut; a bottleneck 2 -> 8 projects it.

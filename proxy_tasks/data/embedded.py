@@ -84,7 +84,8 @@ class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 class DigitsOnPhotos(_EmbeddedBuilder):
-    """Outlined handwritten digits on photo crops, 4+ octaves of object size, occlusion and clutter."""
+    """Outlined handwritten digits on photo crops, 4+ octaves of object size, occlusion and
+    clutter."""
 
     name = "digits_on_photos"
 

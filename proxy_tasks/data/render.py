@@ -75,13 +75,18 @@ def _ink(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
     return colour
 
 
+def _blend(region: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> None:
+    """Blends `colour` into `region` with opacity `alpha`, in place."""
+    a = alpha[..., None]
+    region[...] = region * (1 - a) + colour * a
+
+
 def paste(rng: np.random.Generator, canvas: np.ndarray, alpha: np.ndarray, top: int,
           left: int) -> None:
     """Blends `alpha` in a contrasting ink colour into `canvas` at (top, left), in place."""
     h, w = alpha.shape
     region = canvas[top:top + h, left:left + w]
-    a = alpha[..., None]
-    region[...] = region * (1 - a) + _ink(rng, region) * a
+    _blend(region, alpha, _ink(rng, region))
 
 
 def sticker(digit: np.ndarray, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -104,8 +109,7 @@ def paste_sticker(rng: np.random.Generator, canvas: np.ndarray, ink: np.ndarray,
     h, w = ink.shape
     region = canvas[top:top + h, left:left + w]
     for alpha, colour in ((outline, rng.uniform(0, 64, 3)), (ink, rng.uniform(176, 255, 3))):
-        a = alpha[..., None]
-        region[...] = region * (1 - a) + colour.astype(np.float32) * a
+        _blend(region, alpha, colour.astype(np.float32))
 
 
 def _place(rng: np.random.Generator, size: int, h: int, w: int) -> Tuple[int, int]:

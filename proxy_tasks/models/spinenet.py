@@ -36,11 +36,11 @@ class Block(nn.Module):
         width = layers[-1][0]
         shortcut = x if x.shape[-1] == width else ConvBN(width, 1, o, activate=False,
                                                          name="projection")(x, train)
-        last_scale = nn.initializers.zeros if o.zero_init_residual else nn.initializers.ones
         for i, (features, kernel) in enumerate(layers):
             last = i == len(layers) - 1
             x = ConvBN(features, kernel, o, activate=not last,
-                       bn_scale_init=last_scale if last else nn.initializers.ones,
+                       bn_scale_init=(nn.initializers.zeros if last and o.zero_init_residual
+                                      else nn.initializers.ones),
                        name=f"conv{i}")(x, train)
         return o.act(stochastic_depth(self, x, self.drop_rate, train) + shortcut)
 
