@@ -16,7 +16,7 @@ search: $(STAMP)
 	$(VENV)/bin/nas search
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m nas.preload -m pytest
 
 clean:
 	rm -rf $(VENV) build *.egg-info

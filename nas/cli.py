@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas import inspect_cmd, proxy_cmd, search_cmd
+from nas import inspect_cmd, preload, proxy_cmd, search_cmd
 
 SUBCOMMANDS = (inspect_cmd, proxy_cmd, search_cmd)
 
@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if argv is None:  # a real command line, not a call from Python
+        preload.reexec(sys.orig_argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
