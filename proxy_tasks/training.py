@@ -23,14 +23,11 @@ class TrainState:
     opt_state: Any
 
 
-def create_state(model, optimizer: optax.GradientTransformation, rng, height: int, width: int,
-                 mesh: Mesh) -> TrainState:
-    """A fresh train state, initialised in one jitted call (eager init dispatches every op
-    alone and is far slower) and replicated over `mesh`.
-
-    The call runs once, so it is compiled without XLA's backend optimizations: on the CPU these
-    spend about half of its compile time on the hundreds of random initializers.
-    """
+def lower_init(model, optimizer: optax.GradientTransformation, rng, height: int, width: int,
+               mesh: Mesh) -> jax.stages.Lowered:
+    """The init of a fresh train state, jitted (eager init dispatches every op alone and is far
+    slower), replicated over `mesh` and lowered: its `out_info` is the state's shapes, so the
+    steps can be compiled while the init itself still compiles."""
 
     def init(rng):
         variables = init_variables(model, rng, height, width)
@@ -38,9 +35,20 @@ def create_state(model, optimizer: optax.GradientTransformation, rng, height: in
         return TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
                           optimizer.init(params))
 
-    compiled = jax.jit(init, out_shardings=replicated(mesh)).lower(rng).compile(
-        compiler_options={"xla_backend_optimization_level": 0})
-    return compiled(rng)
+    return jax.jit(init, out_shardings=replicated(mesh)).lower(rng)
+
+
+def run_init(lowered: jax.stages.Lowered, rng) -> TrainState:
+    """Compiles and runs a `lower_init`. The init runs once, so it is compiled without XLA's
+    backend optimizations: on the CPU these spend about half of its compile time on the
+    hundreds of random initializers."""
+    return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})(rng)
+
+
+def create_state(model, optimizer: optax.GradientTransformation, rng, height: int, width: int,
+                 mesh: Mesh) -> TrainState:
+    """A fresh train state, replicated over `mesh`."""
+    return run_init(lower_init(model, optimizer, rng, height, width, mesh), rng)
 
 
 def detection_loss(outputs, batch, num_classes: int) -> Dict[str, jnp.ndarray]:

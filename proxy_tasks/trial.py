@@ -7,6 +7,7 @@ accuracy on the holdout split.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
 import time
@@ -24,8 +25,9 @@ from proxy_tasks.mesh import global_batch, make_mesh
 from proxy_tasks.models import ClassificationConfig, ModelOptions, RetinaNetConfig, build_model
 from proxy_tasks.optim import make_optimizer
 from proxy_tasks.presets import ProxyConfig
-from proxy_tasks.training import (classification_losses, create_state, detection_loss,
-                                  make_classify_step, make_detect_step, make_train_step)
+from proxy_tasks.training import (classification_losses, detection_loss, lower_init,
+                                  make_classify_step, make_detect_step, make_train_step,
+                                  run_init)
 from search_space.cost import model_cost
 from search_space.hashing import canonical_hash
 from search_space.spec import SpineNetSpec
@@ -124,24 +126,28 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
                              seed=seed)
 
     started = time.perf_counter()
-    state = create_state(model, optimizer, jax.random.PRNGKey(seed), size, size, mesh)
+    rng = jax.random.PRNGKey(seed)
+    init = lower_init(model, optimizer, rng, size, size, mesh)
+    anchors = anchor_config.anchors(size)
+    if config.task == "detection":
+        infer_step = make_detect_step(model, anchors, num_classes, mesh,
+                                      score_threshold=config.score_threshold)
+    else:
+        infer_step = make_classify_step(model, mesh)
+    eval_images = global_batch(np.zeros((config.eval_batch_size, size, size, 3), np.float32), mesh)
+    # XLA compiles without holding the GIL: the init and the steps compile side by side, and
+    # the next step traces meanwhile.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        state = pool.submit(run_init, init, rng)
+        train_step = pool.submit(make_train_step(model, optimizer, loss_fn, mesh).lower(
+            init.out_info, global_batch(_example_batch(config, len(anchors)), mesh)).compile)
+        infer = pool.submit(infer_step.lower(init.out_info, eval_images).compile)
+        state, train_step, infer = state.result(), train_step.result(), infer.result()
     checkpoints = TrialCheckpoints(config.checkpoint_dir) if config.checkpoint_dir else None
     if checkpoints is not None and checkpoints.latest_step() is not None:
         state = checkpoints.restore(state)
     first_epoch = int(state.step) // steps_per_epoch
-
     keys = TRAIN_KEYS[config.task]
-    anchors = anchor_config.anchors(size)
-    example = _example_batch(config, len(anchors))
-    train_step = make_train_step(model, optimizer, loss_fn, mesh).lower(
-        state, global_batch(example, mesh)).compile()
-    if config.task == "detection":
-        infer = make_detect_step(model, anchors, num_classes, mesh,
-                                 score_threshold=config.score_threshold)
-    else:
-        infer = make_classify_step(model, mesh)
-    eval_images = global_batch(np.zeros((config.eval_batch_size, size, size, 3), np.float32), mesh)
-    infer = infer.lower(state, eval_images).compile()
     compile_s = time.perf_counter() - started
 
     def evaluate() -> Dict[str, float]:
