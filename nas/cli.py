@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas import inspect_cmd, preload, proxy_cmd, search_cmd
-
-SUBCOMMANDS = (inspect_cmd, proxy_cmd, search_cmd)
+from nas import preload
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, after `main`'s tcmalloc re-exec: they pull in scipy (about a second).
+    from nas import inspect_cmd, proxy_cmd, search_cmd
+
     parser = argparse.ArgumentParser(prog="nas", description="SpineNet architecture search.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in SUBCOMMANDS:
+    for module in (inspect_cmd, proxy_cmd, search_cmd):
         module.register(sub)
     return parser
 
