@@ -23,8 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from nas.preload import LIBRARY, preload_env
+
 REPO = Path(__file__).resolve().parent.parent
-TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 MODELS = ("retinanet", "backbone")
 
 
@@ -48,10 +49,7 @@ def parse_args(argv=None):
 
 
 def child_env(args) -> dict:
-    env = dict(os.environ)
-    if not args.no_tcmalloc and os.path.exists(TCMALLOC):
-        env["LD_PRELOAD"] = " ".join(filter(None, (env.get("LD_PRELOAD"), TCMALLOC)))
-        env["TCMALLOC_RELEASE_RATE"] = "0"
+    env = (None if args.no_tcmalloc else preload_env()) or dict(os.environ)
     env["XLA_FLAGS"] = " ".join(filter(None, (env.get("XLA_FLAGS"), args.xla_flags)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
     return env
@@ -189,7 +187,7 @@ def main(argv=None) -> int:
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "jax": jax.__version__},
-        "settings": {"tcmalloc": "LD_PRELOAD" in env and TCMALLOC in env["LD_PRELOAD"],
+        "settings": {"tcmalloc": LIBRARY in env.get("LD_PRELOAD", ""),
                      "dtype": args.dtype, "plain_layers": args.plain_layers,
                      "donate": not args.no_donate, "cache_dir": args.cache_dir,
                      "xla_flags": env["XLA_FLAGS"], "steps": args.steps, "warmup": args.warmup},
