@@ -1,0 +1,117 @@
+"""Where a proxy trial's compile time goes: its three programs traced and compiled one by one.
+
+    python bench/trial_compile.py [--arch spinenet-49] [--preset default] [--set KEY=VALUE ...]
+                                  [--options JSON] [--steps 8] [--out FILE]
+
+Writes JSON: seconds to lower and compile the init, to trace and compile the train step (wall
+and process CPU), the train step's fusion and convolution counts, seconds per train step (mean
+of `--steps` after one warm-up), and the detect step's trace and compile seconds.
+`--options` are XLA compiler options for the train and detect steps (e.g.
+'{"xla_backend_optimization_level": 1}'). `run_proxy_trial` overlaps these compiles; this
+runs them in sequence so each is measured alone. Run it with tcmalloc preloaded
+(`python -m nas.preload bench/trial_compile.py ...`) to match a trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import re
+import time
+
+import jax
+import numpy as np
+
+from proxy_tasks.data import AnchorConfig
+from proxy_tasks.mesh import global_batch, make_mesh
+from proxy_tasks.models import RetinaNetConfig, build_model
+from proxy_tasks.optim import make_optimizer
+from proxy_tasks.presets import get_preset, with_overrides
+from proxy_tasks.training import (detection_loss, lower_init, make_detect_step, make_train_step,
+                                  run_init)
+from proxy_tasks.trial import EMBEDDED_CLASSES, _example_batch, model_options
+from search_space import builtin_spec
+
+
+def timed(fn):
+    """(fn(), wall seconds, process CPU seconds)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="spinenet-49")
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--options", default="{}", help="XLA compiler options, as JSON")
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--out", help="JSON file to write (default: print)")
+    args = parser.parse_args()
+    config = with_overrides(get_preset(args.preset), args.overrides)
+    if config.task != "detection":
+        parser.error("--set task: only the detection proxy is measured")
+    options = json.loads(args.options)
+    size = config.image_size
+    spec = builtin_spec(args.arch).with_scaling(config.scaling)
+    head = RetinaNetConfig(EMBEDDED_CLASSES, config.head_convs, config.head_filters,
+                           anchor_size=config.anchor_size)
+    model = build_model(spec, head, model_options(config))
+    total_steps = config.train_images // config.batch_size * config.epochs
+    optimizer = make_optimizer(config.learning_rate, config.warmup_steps, total_steps,
+                               config.schedule, config.momentum, config.weight_decay,
+                               config.clip_norm)
+    mesh, rng = make_mesh(), jax.random.PRNGKey(0)
+    anchors = AnchorConfig(anchor_size=config.anchor_size).anchors(size)
+    result = {}
+
+    init, result["init_trace_s"], _ = timed(
+        lambda: lower_init(model, optimizer, rng, size, size, mesh))
+    state, result["init_compile_run_s"], _ = timed(
+        lambda: jax.block_until_ready(run_init(init, rng)))
+
+    batch = global_batch(_example_batch(config, len(anchors)), mesh)
+    loss = functools.partial(detection_loss, num_classes=EMBEDDED_CLASSES)
+    lowered, result["train_trace_s"], _ = timed(
+        lambda: make_train_step(model, optimizer, loss, mesh).lower(state, batch))
+    step, result["train_compile_s"], result["train_compile_cpu_s"] = timed(
+        lambda: lowered.compile(compiler_options=options))
+    hlo = step.as_text()
+    result["train_fusions"] = len(re.findall(r"= \S+ fusion\(", hlo))
+    result["train_convolutions"] = len(re.findall(r"= \S+ convolution\(", hlo))
+    state, _ = step(state, batch)
+    jax.block_until_ready(state)
+
+    def run_steps():
+        current = state
+        for _ in range(args.steps):
+            current, _ = step(current, batch)
+        return jax.block_until_ready(current)
+
+    _, seconds, _ = timed(run_steps)
+    result["train_step_s"] = seconds / args.steps
+
+    images = global_batch(np.zeros((config.eval_batch_size, size, size, 3), np.float32), mesh)
+    detect = make_detect_step(model, anchors, EMBEDDED_CLASSES, mesh,
+                              score_threshold=config.score_threshold)
+    lowered, result["detect_trace_s"], _ = timed(lambda: detect.lower(init.out_info, images))
+    _, result["detect_compile_s"], _ = timed(lambda: lowered.compile(compiler_options=options))
+
+    out = {"arch": args.arch, "preset": args.preset, "overrides": args.overrides,
+           "compiler_options": options, "jax": jax.__version__,
+           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                       "ld_preload": os.environ.get("LD_PRELOAD", "")},
+           "result": {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
+    text = json.dumps(out, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
