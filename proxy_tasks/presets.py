@@ -99,13 +99,15 @@ PRESETS: Dict[str, ProxyConfig] = {
     "tiny": ProxyConfig(train_images=16, holdout_images=8, image_size=64, epochs=1, batch_size=8,
                         eval_batch_size=8, warmup_steps=1, filter_size_scale=0.125,
                         endpoints_num_filters=16, head_convs=1, head_filters=16, anchor_size=1.0),
-    # The embedded dataset at 128 px: objects of 8..128 px over 4 octaves and anchors of size 1
+    # The embedded dataset at 96 px: objects of 6..96 px over 4 octaves and anchors of size 1
     # (2^l px), so every level P3..P7 has objects to find. 384 steps of 8 images through a
-    # 2 x 32 head at half the base learning rate (half the batch): about 2.5 minutes on 2 CPU
-    # cores; over 3 seeds each, every trial of the ResNet-50 seed scored below every trial of
-    # SpineNet-49 and of three random genomes (bench/results/proxy_learning.md, section 8).
-    "default": ProxyConfig(batch_size=8, epochs=3, learning_rate=0.04, head_convs=2,
-                           head_filters=32, anchor_size=1.0, zero_init_residual=True),
+    # 2 x 32 head at half the base learning rate (half the batch): 100-120 s a trial on 2 CPU
+    # cores (compile 45-63 s, training 48-61 s); over 3 seeds each, every trial of the
+    # ResNet-50 seed scored below every trial of SpineNet-49, and every SpineNet-49 trial below
+    # every trial of three random genomes (bench/results/proxy_learning.md, section 9).
+    "default": ProxyConfig(image_size=96, batch_size=8, epochs=3, learning_rate=0.04,
+                           head_convs=2, head_filters=32, anchor_size=1.0,
+                           zero_init_residual=True),
     # The paper's proxy: COCO at 512 px, SpineNet-49 at 0.25 width, alpha 0.25, 64-wide head,
     # 5 epochs (Vertex AI NAS's SGD settings).
     "paper": ProxyConfig(dataset="coco", image_size=512, epochs=5, batch_size=64,
