@@ -26,11 +26,9 @@ from proxy_tasks import coco_eval
 from proxy_tasks.data import (AnchorConfig, EmbeddedConfig, InputConfig, detection_batches,
                               embedded_sources)
 from proxy_tasks.mesh import make_mesh
-from proxy_tasks.models import RetinaNetConfig, build_model
-from proxy_tasks.optim import make_optimizer
 from proxy_tasks.presets import get_preset, with_overrides
 from proxy_tasks.training import create_state, detection_loss, make_detect_step, make_train_step
-from proxy_tasks.trial import EMBEDDED_CLASSES, model_options
+from proxy_tasks.trial import EMBEDDED_CLASSES, build_proxy_model, proxy_optimizer
 from search_space import builtin_spec
 
 
@@ -60,13 +58,9 @@ def main() -> None:
     config = with_overrides(get_preset("default"), args.overrides)
     size, batch_size = config.image_size, config.batch_size
     anchors = AnchorConfig(anchor_size=config.anchor_size)
-    model = build_model(builtin_spec("spinenet-49").with_scaling(config.scaling),
-                        RetinaNetConfig(EMBEDDED_CLASSES, config.head_convs, config.head_filters,
-                                        anchor_size=config.anchor_size),
-                        model_options(config))
+    model = build_proxy_model(builtin_spec("spinenet-49"), config)
     steps = args.epochs * (args.train_images // batch_size)
-    optimizer = make_optimizer(config.learning_rate, config.warmup_steps, steps, config.schedule,
-                               config.momentum, config.weight_decay, config.clip_norm)
+    optimizer = proxy_optimizer(config, steps)
     mesh = make_mesh()
     initial = create_state(model, optimizer, jax.random.PRNGKey(0), size, size, mesh)
     train_step = make_train_step(model, optimizer,

@@ -27,12 +27,10 @@ import numpy as np
 
 from proxy_tasks.data import AnchorConfig
 from proxy_tasks.mesh import global_batch, make_mesh
-from proxy_tasks.models import RetinaNetConfig, build_model
-from proxy_tasks.optim import make_optimizer
 from proxy_tasks.presets import get_preset, with_overrides
 from proxy_tasks.training import (detection_loss, lower_init, make_detect_step, make_train_step,
                                   run_init)
-from proxy_tasks.trial import EMBEDDED_CLASSES, _example_batch, model_options
+from proxy_tasks.trial import build_proxy_model, example_batch, num_classes, proxy_optimizer
 from search_space import builtin_spec
 
 
@@ -56,15 +54,9 @@ def main() -> None:
     if config.task != "detection":
         parser.error("--set task: only the detection proxy is measured")
     options = json.loads(args.options)
-    size = config.image_size
-    spec = builtin_spec(args.arch).with_scaling(config.scaling)
-    head = RetinaNetConfig(EMBEDDED_CLASSES, config.head_convs, config.head_filters,
-                           anchor_size=config.anchor_size)
-    model = build_model(spec, head, model_options(config))
-    total_steps = config.train_images // config.batch_size * config.epochs
-    optimizer = make_optimizer(config.learning_rate, config.warmup_steps, total_steps,
-                               config.schedule, config.momentum, config.weight_decay,
-                               config.clip_norm)
+    size, classes = config.image_size, num_classes(config)
+    model = build_proxy_model(builtin_spec(args.arch), config)
+    optimizer = proxy_optimizer(config, config.train_images // config.batch_size * config.epochs)
     mesh, rng = make_mesh(), jax.random.PRNGKey(0)
     anchors = AnchorConfig(anchor_size=config.anchor_size).anchors(size)
     result = {}
@@ -74,8 +66,8 @@ def main() -> None:
     state, result["init_compile_run_s"], _ = timed(
         lambda: jax.block_until_ready(run_init(init, rng)))
 
-    batch = global_batch(_example_batch(config, len(anchors)), mesh)
-    loss = functools.partial(detection_loss, num_classes=EMBEDDED_CLASSES)
+    batch = global_batch(example_batch(config, len(anchors)), mesh)
+    loss = functools.partial(detection_loss, num_classes=classes)
     lowered, result["train_trace_s"], _ = timed(
         lambda: make_train_step(model, optimizer, loss, mesh).lower(state, batch))
     step, result["train_compile_s"], result["train_compile_cpu_s"] = timed(
@@ -96,7 +88,7 @@ def main() -> None:
     result["train_step_s"] = seconds / args.steps
 
     images = global_batch(np.zeros((config.eval_batch_size, size, size, 3), np.float32), mesh)
-    detect = make_detect_step(model, anchors, EMBEDDED_CLASSES, mesh,
+    detect = make_detect_step(model, anchors, classes, mesh,
                               score_threshold=config.score_threshold)
     lowered, result["detect_trace_s"], _ = timed(lambda: detect.lower(init.out_info, images))
     _, result["detect_compile_s"], _ = timed(lambda: lowered.compile(compiler_options=options))

@@ -48,19 +48,23 @@ def _embedded_config(config: ProxyConfig) -> EmbeddedConfig:
                           validation_images=config.holdout_images, seed=config.data_seed)
 
 
+def num_classes(config: ProxyConfig) -> int:
+    """The classes of the proxy's dataset: COCO's 80 or the embedded digits' 10."""
+    return COCO_CLASSES if config.dataset == "coco" else EMBEDDED_CLASSES
+
+
 def _sources(config: ProxyConfig):
-    """(train source, holdout source, number of classes)."""
+    """(train source, holdout source)."""
     if config.task == "classification":
         splits = embedded_classification_sources(config.data_root, _embedded_config(config))
-        return splits["train"], splits["holdout"], EMBEDDED_CLASSES
-    if config.dataset == "coco":
+    elif config.dataset == "coco":
         splits = coco_sources(config.data_root, seed=config.data_seed)
-        return splits["train"], splits["holdout"], COCO_CLASSES
-    splits = embedded_sources(config.data_root, _embedded_config(config))
-    return splits["train"], splits["holdout"], EMBEDDED_CLASSES
+    else:
+        splits = embedded_sources(config.data_root, _embedded_config(config))
+    return splits["train"], splits["holdout"]
 
 
-def _example_batch(config: ProxyConfig, num_anchors: int) -> Dict[str, np.ndarray]:
+def example_batch(config: ProxyConfig, num_anchors: int) -> Dict[str, np.ndarray]:
     """Zeros shaped like a training batch, to compile the step before any data is read."""
     b, s = config.batch_size, config.image_size
     example = {"images": np.zeros((b, s, s, 3), np.float32)}
@@ -85,6 +89,23 @@ def model_options(config: ProxyConfig) -> ModelOptions:
                         dtype=getattr(jax.numpy, config.dtype))
 
 
+def build_proxy_model(spec: SpineNetSpec, config: ProxyConfig):
+    """`spec` rescaled to the proxy's scaling, with the head of the proxy's task."""
+    if config.task == "detection":
+        head = RetinaNetConfig(num_classes(config), config.head_convs, config.head_filters,
+                               anchor_size=config.anchor_size)
+    else:
+        head = ClassificationConfig(num_classes(config))
+    return build_model(spec.with_scaling(config.scaling), head, model_options(config))
+
+
+def proxy_optimizer(config: ProxyConfig, total_steps: int):
+    """The proxy's SGD schedule over `total_steps`."""
+    return make_optimizer(config.learning_rate, config.warmup_steps, total_steps,
+                          config.schedule, config.momentum, config.weight_decay,
+                          config.clip_norm)
+
+
 def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
                     report: Optional[Callable[[Dict], None]] = None, mesh=None) -> Dict:
     """Trains `spec` (rescaled to the proxy's scaling) for `config.epochs` and evaluates it.
@@ -100,26 +121,21 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     if config.batch_size % mesh.size or config.eval_batch_size % mesh.size:
         raise ValueError(f"batch_size/eval_batch_size: {config.batch_size}/"
                          f"{config.eval_batch_size} must divide among {mesh.size} devices")
-    train_source, holdout_source, num_classes = _sources(config)
-    options = model_options(config)
+    train_source, holdout_source = _sources(config)
+    classes = num_classes(config)
     anchor_config = AnchorConfig(anchor_size=config.anchor_size)
     if config.task == "detection":
-        head = RetinaNetConfig(num_classes, config.head_convs, config.head_filters,
-                               anchor_size=config.anchor_size)
-        loss_fn = functools.partial(detection_loss, num_classes=num_classes)
+        loss_fn = functools.partial(detection_loss, num_classes=classes)
         batches = functools.partial(detection_batches, anchor_config=anchor_config)
     else:
-        head = ClassificationConfig(num_classes)
         loss_fn, batches = classification_losses, classification_batches
-    model = build_model(spec, head, options)
+    model = build_proxy_model(spec, config)
     steps_per_epoch = len(train_source) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size: {config.batch_size} exceeds the {len(train_source)} "
                          f"training images")
     total_steps = steps_per_epoch * config.epochs
-    optimizer = make_optimizer(config.learning_rate, config.warmup_steps, total_steps,
-                               config.schedule, config.momentum, config.weight_decay,
-                               config.clip_norm)
+    optimizer = proxy_optimizer(config, total_steps)
     size = config.image_size
     train_input = InputConfig(image_size=size, batch_size=config.batch_size, train=True, seed=seed)
     eval_input = InputConfig(image_size=size, batch_size=config.eval_batch_size, train=False,
@@ -130,7 +146,7 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     init = lower_init(model, optimizer, rng, size, size, mesh)
     anchors = anchor_config.anchors(size)
     if config.task == "detection":
-        infer_step = make_detect_step(model, anchors, num_classes, mesh,
+        infer_step = make_detect_step(model, anchors, classes, mesh,
                                       score_threshold=config.score_threshold)
     else:
         infer_step = make_classify_step(model, mesh)
@@ -140,7 +156,7 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         state = pool.submit(run_init, init, rng)
         train_step = pool.submit(make_train_step(model, optimizer, loss_fn, mesh).lower(
-            init.out_info, global_batch(_example_batch(config, len(anchors)), mesh)).compile)
+            init.out_info, global_batch(example_batch(config, len(anchors)), mesh)).compile)
         infer = pool.submit(infer_step.lower(init.out_info, eval_images).compile)
         state, train_step, infer = state.result(), train_step.result(), infer.result()
     checkpoints = TrialCheckpoints(config.checkpoint_dir) if config.checkpoint_dir else None
@@ -164,7 +180,7 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
             truth += coco_eval.annotations_from_batch(batch)
             found += coco_eval.detections_from_batch(batch, out["boxes"], out["scores"],
                                                      out["classes"])
-        metrics = coco_eval.evaluate(coco_eval.coco_ground_truth(truth, num_classes), found)
+        metrics = coco_eval.evaluate(coco_eval.coco_ground_truth(truth, classes), found)
         return dict(metrics, reward=metrics["ap"])
 
     train_s = eval_s = 0.0
@@ -209,8 +225,8 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     trained = (config.epochs - first_epoch) * steps_per_epoch * config.batch_size
     backbone, head_cost = model_cost(
         spec, size, size, "retinanet" if config.task == "detection" else "classification",
-        config.head_convs, config.head_filters, num_classes,
-        head.num_anchors if config.task == "detection" else 0)
+        config.head_convs, config.head_filters, classes,
+        model.head.num_anchors if config.task == "detection" else 0)
     cost = backbone.total + head_cost
     return dict(results, params=cost.params, flops=cost.flops, compile_s=compile_s,
                 train_s=train_s, eval_s=eval_s,
