@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from proxy_tasks.models.layers import BatchNorm, Conv, ConvBN, max_pool, upsample_to
+from proxy_tasks.models.layers import (BatchNorm, Conv, ConvBN, batch_norm_train, max_pool,
+                                      upsample_to)
 from proxy_tasks.models.options import ModelOptions
 from proxy_tasks.models.spinenet import Block
 
@@ -74,6 +75,29 @@ def test_batch_norm_normalizes_and_tracks_moving_averages():
     inference = bn.apply({**variables, **updates}, x, train=False)
     mean, var = updates["batch_stats"]["mean"], updates["batch_stats"]["var"]
     np.testing.assert_allclose(inference, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale_value", [None, 0.0])  # 0: a zero-initialised residual BN
+def test_batch_norm_gradient_equals_autodiff_of_its_formula(scale_value):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(2.0, 3.0, (3, 5, 4, 6)), jnp.float32)
+    scale = jnp.asarray(rng.normal(size=6) if scale_value is None else np.zeros(6), jnp.float32)
+    offset = jnp.asarray(rng.normal(size=6), jnp.float32)
+    weights = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+
+    def textbook(x, scale, offset):
+        mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
+        return (x - mean) / jnp.sqrt(var + 1e-3) * scale + offset
+
+    y, mean, var = batch_norm_train(x, scale, offset, 1e-3)
+    np.testing.assert_allclose(y, textbook(x, scale, offset), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mean, x.mean((0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(var, x.var((0, 1, 2)), rtol=1e-5)
+    grads = jax.grad(lambda *a: jnp.sum(batch_norm_train(*a, 1e-3)[0] * weights), (0, 1, 2))(
+        x, scale, offset)
+    expected = jax.grad(lambda *a: jnp.sum(textbook(*a) * weights), (0, 1, 2))(x, scale, offset)
+    for name, got, want in zip(("x", "scale", "offset"), grads, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_stochastic_depth_drops_whole_residual_branches_in_training_only():
