@@ -3,9 +3,10 @@
     python bench/trial_compile.py [--arch spinenet-49] [--preset default] [--set KEY=VALUE ...]
                                   [--options JSON] [--steps 8] [--out FILE]
 
-Writes JSON: seconds to lower and compile the init, to trace and compile the train step (wall
-and process CPU), the train step's fusion and convolution counts, seconds per train step (mean
-of `--steps` after one warm-up), and the detect step's trace and compile seconds.
+Writes JSON: seconds to lower and compile the init, to trace and compile the train step, the
+train step's fusion and convolution counts, seconds per train step (mean of `--steps` after one
+warm-up), and the detect step's trace and compile seconds; `*_cpu_s` are process CPU seconds
+of the same phases (2 cores busy: twice the wall).
 `--options` are XLA compiler options for the train and detect steps (e.g.
 '{"xla_backend_optimization_level": 1}'). `run_proxy_trial` overlaps these compiles; this
 runs them in sequence so each is measured alone. Run it with tcmalloc preloaded
@@ -63,7 +64,7 @@ def main() -> None:
 
     init, result["init_trace_s"], _ = timed(
         lambda: lower_init(model, optimizer, rng, size, size, mesh))
-    state, result["init_compile_run_s"], _ = timed(
+    state, result["init_compile_run_s"], result["init_compile_run_cpu_s"] = timed(
         lambda: jax.block_until_ready(run_init(init, rng)))
 
     batch = global_batch(example_batch(config, len(anchors)), mesh)
@@ -84,14 +85,16 @@ def main() -> None:
             current, _ = step(current, batch)
         return jax.block_until_ready(current)
 
-    _, seconds, _ = timed(run_steps)
+    _, seconds, cpu_seconds = timed(run_steps)
     result["train_step_s"] = seconds / args.steps
+    result["train_step_cpu_s"] = cpu_seconds / args.steps
 
     images = global_batch(np.zeros((config.eval_batch_size, size, size, 3), np.float32), mesh)
     detect = make_detect_step(model, anchors, classes, mesh,
                               score_threshold=config.score_threshold)
     lowered, result["detect_trace_s"], _ = timed(lambda: detect.lower(init.out_info, images))
-    _, result["detect_compile_s"], _ = timed(lambda: lowered.compile(compiler_options=options))
+    _, result["detect_compile_s"], result["detect_compile_cpu_s"] = timed(
+        lambda: lowered.compile(compiler_options=options))
 
     out = {"arch": args.arch, "preset": args.preset, "overrides": args.overrides,
            "compiler_options": options, "jax": jax.__version__,
