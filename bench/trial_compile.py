@@ -6,7 +6,7 @@
 Writes JSON: seconds to lower and compile the init, to trace and compile the train step, the
 train step's fusion and convolution counts, seconds per train step (mean of `--steps` after one
 warm-up), and the detect step's trace and compile seconds; `*_cpu_s` are process CPU seconds
-of the same phases (2 cores busy: twice the wall).
+of the same phases (twice the wall seconds when both cores are busy).
 `--options` are XLA compiler options for the train and detect steps (e.g.
 '{"xla_backend_optimization_level": 1}'). `run_proxy_trial` overlaps these compiles; this
 runs them in sequence so each is measured alone. Run it with tcmalloc preloaded
