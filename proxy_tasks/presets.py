@@ -101,10 +101,11 @@ PRESETS: Dict[str, ProxyConfig] = {
                         endpoints_num_filters=16, head_convs=1, head_filters=16, anchor_size=1.0),
     # The embedded dataset at 96 px: objects of 6..96 px over 4 octaves and anchors of size 1
     # (2^l px), so every level P3..P7 has objects to find. 384 steps of 8 images through a
-    # 2 x 32 head at half the base learning rate (half the batch): 100-120 s a trial on 2 CPU
-    # cores (compile 45-63 s, training 48-61 s); over 3 seeds each, every trial of the
-    # ResNet-50 seed scored below every trial of SpineNet-49, and every SpineNet-49 trial below
-    # every trial of three random genomes (bench/results/proxy_learning.md, section 9).
+    # 2 x 32 head at half the base learning rate (half the batch): 92-115 s a trial on 2 CPU
+    # cores (compile 42-58 s, training 46-60 s); mean AP over seeds ranks the ResNet-50 seed
+    # below SpineNet-49 (which wins 22 of 25 trial pairs over 5 seeds), and every SpineNet-49
+    # trial below every trial of three random genomes (bench/results/proxy_learning.md,
+    # section 10).
     "default": ProxyConfig(image_size=96, batch_size=8, epochs=3, learning_rate=0.04,
                            head_convs=2, head_filters=32, anchor_size=1.0,
                            zero_init_residual=True),
