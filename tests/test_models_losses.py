@@ -2,19 +2,30 @@
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from proxy_tasks.models import IGNORE, NEGATIVE, classification_loss, focal_loss, huber_loss, retinanet_loss
 
 sigmoid = lambda z: 1 / (1 + math.exp(-z))
+log_sigmoid = lambda z: -math.log1p(math.exp(-z))  # exact in float64 where 1 - sigmoid is not
 
 
 def focal_by_hand(z, positive, alpha=0.25, gamma=1.5):
-    p = sigmoid(z)
     if positive:
-        return alpha * (1 - p) ** gamma * -math.log(p)
-    return (1 - alpha) * p ** gamma * -math.log(1 - p)
+        return alpha * sigmoid(-z) ** gamma * -log_sigmoid(z)
+    return (1 - alpha) * sigmoid(z) ** gamma * -log_sigmoid(-z)
+
+
+def focal_grad_by_hand(z, positive, alpha=0.25, gamma=1.5):
+    """d/dz of `focal_by_hand`, with p = sigmoid(z) and dp/dz = p (1 - p): a positive's
+    alpha (1-p)^g (g p log p - (1-p)), a negative's (1-alpha) p^g (p - g (1-p) log(1-p))."""
+    p, q = sigmoid(z), sigmoid(-z)
+    if positive:
+        return alpha * q ** gamma * (gamma * p * log_sigmoid(z) - q)
+    return (1 - alpha) * p ** gamma * (p - gamma * q * log_sigmoid(-z))
 
 
 def test_focal_loss_by_hand():
@@ -25,6 +36,29 @@ def test_focal_loss_by_hand():
     np.testing.assert_allclose(loss, expected, rtol=1e-6)
     np.testing.assert_allclose(loss[0], 0.001305953866 + 0.75 * sigmoid(-1) ** 1.5 * 0.313261687518,
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.5, 2.0])
+def test_focal_loss_values_and_gradients_at_saturated_logits(gamma):
+    """At +-30 the float32 sigmoid rounds to 0 or 1, where the power (1 - p) ** gamma has a NaN
+    derivative at gamma 0; the loss and its gradient must match the float64 formulas."""
+    logits = np.array([[30.0, -30.0], [-30.0, 30.0], [2.0, -1.0], [0.5, 3.0], [1.0, 1.0]])
+    targets = np.array([0, 1, 0, NEGATIVE, IGNORE])
+    loss_fn = lambda z: focal_loss(z, jnp.asarray(targets), gamma=gamma)
+    grads = jax.grad(lambda z: loss_fn(z).sum())(jnp.asarray(logits, jnp.float32))
+    expected_loss, expected_grad = [], np.zeros_like(logits)
+    for a, (row, target) in enumerate(zip(logits, targets)):
+        if target == IGNORE:
+            expected_loss.append(0.0)
+            continue
+        expected_loss.append(sum(focal_by_hand(z, k == target, gamma=gamma)
+                                 for k, z in enumerate(row)))
+        expected_grad[a] = [focal_grad_by_hand(z, k == target, gamma=gamma)
+                            for k, z in enumerate(row)]
+    np.testing.assert_allclose(loss_fn(jnp.asarray(logits, jnp.float32)), expected_loss,
+                               rtol=1e-5, atol=1e-7)
+    assert np.all(np.isfinite(grads))
+    np.testing.assert_allclose(grads, expected_grad, rtol=1e-5, atol=1e-7)
 
 
 def test_huber_by_hand():

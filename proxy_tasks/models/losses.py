@@ -19,9 +19,10 @@ def focal_loss(logits, cls_targets, alpha: float = 0.25, gamma: float = 1.5):
     logits = logits.astype(jnp.float32)
     labels = jax.nn.one_hot(cls_targets, logits.shape[-1], dtype=jnp.float32)  # negatives -> zeros
     cross_entropy = optax.sigmoid_binary_cross_entropy(logits, labels)
-    probs = jax.nn.sigmoid(logits)
-    p_true = jnp.where(labels == 1, probs, 1 - probs)
-    weight = jnp.where(labels == 1, alpha, 1 - alpha) * (1 - p_true) ** gamma
+    # (1 - p_true) ** gamma in log space, as exp(gamma * log sigmoid(-z_true)) with z_true the
+    # logit signed towards the label: the power's derivative is NaN where p_true rounds to 1.
+    z_true = jnp.where(labels == 1, logits, -logits)
+    weight = jnp.where(labels == 1, alpha, 1 - alpha) * jnp.exp(gamma * jax.nn.log_sigmoid(-z_true))
     return jnp.where(cls_targets != IGNORE, (weight * cross_entropy).sum(-1), 0.0)
 
 
