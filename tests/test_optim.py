@@ -1,0 +1,72 @@
+"""The proxy optimizer against hand-computed values: warm-up, cosine and step schedules, weight
+decay on kernels only, clipping before the decay, momentum."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from proxy_tasks.optim import learning_rate, make_optimizer
+
+
+def test_linear_warmup_then_cosine_to_zero():
+    schedule = learning_rate(2.0, warmup_steps=4, total_steps=20)
+    # Warm-up: 2 * k / 4; then 2 * (1 + cos(pi * t / 16)) / 2 over the remaining 16 steps.
+    expected = {0: 0.0, 1: 0.5, 3: 1.5, 4: 2.0, 8: 1 + math.cos(math.pi / 4), 12: 1.0,
+                16: 1 + math.cos(3 * math.pi / 4), 20: 0.0}
+    np.testing.assert_allclose([schedule(k) for k in expected], list(expected.values()),
+                               rtol=1e-6, atol=1e-7)
+    assert float(learning_rate(2.0, warmup_steps=0, total_steps=20)(0)) == 2.0
+
+
+def test_step_decay_after_two_thirds_and_eight_ninths():
+    schedule = learning_rate(1.0, warmup_steps=10, total_steps=100, schedule="step")
+    # The rate drops tenfold at global steps int(0.67 * 100) = 67 and int(0.89 * 100) = 89.
+    expected = {5: 0.5, 10: 1.0, 66: 1.0, 67: 0.1, 88: 0.1, 89: 0.01, 99: 0.01}
+    np.testing.assert_allclose([schedule(k) for k in expected], list(expected.values()),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="schedule: 'linear' is not one of"):
+        learning_rate(1.0, 10, 100, schedule="linear")
+
+
+PARAMS = {"conv": {"kernel": jnp.full((1, 1, 2, 2), 2.0)},
+          "bn": {"scale": jnp.full((2,), 3.0), "bias": jnp.ones((2,))},
+          "head": {"bias": jnp.ones((3,))}}
+
+
+def _updates(optimizer, grads_per_step):
+    """The update of every step, applying each to the params before the next."""
+    params, state, out = PARAMS, optimizer.init(PARAMS), []
+    for grads in grads_per_step:
+        updates, state = optimizer.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        out.append(updates)
+    return out
+
+
+def test_weight_decay_on_kernels_only_with_momentum():
+    optimizer = make_optimizer(0.5, warmup_steps=0, total_steps=10, momentum=0.9,
+                               weight_decay=0.1)
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, PARAMS)
+    first, second = _updates(optimizer, [zeros, zeros])
+    # Step 0: trace = 0.1 * 2, rate 0.5. Step 1: kernel 1.9, trace = 0.1 * 1.9 + 0.9 * 0.2,
+    # rate 0.5 * (1 + cos(pi / 10)) / 2.
+    np.testing.assert_allclose(first["conv"]["kernel"], -0.1, rtol=1e-6)
+    rate = 0.25 * (1 + math.cos(math.pi / 10))
+    np.testing.assert_allclose(second["conv"]["kernel"], -rate * (0.19 + 0.18), rtol=1e-6)
+    for update in (first, second):  # BN scales and offsets and biases are not decayed
+        for leaf in (update["bn"]["scale"], update["bn"]["bias"], update["head"]["bias"]):
+            assert not np.any(np.asarray(leaf))
+
+
+def test_gradients_are_clipped_before_the_weight_decay():
+    optimizer = make_optimizer(0.5, warmup_steps=0, total_steps=10, weight_decay=0.1,
+                               clip_norm=1.0)
+    ones = jax.tree_util.tree_map(jnp.ones_like, PARAMS)
+    (update,) = _updates(optimizer, [ones])
+    clipped = 1 / math.sqrt(4 + 2 + 2 + 3)  # 11 gradient entries of 1, global norm sqrt(11)
+    np.testing.assert_allclose(update["conv"]["kernel"], -0.5 * (clipped + 0.1 * 2), rtol=1e-6)
+    np.testing.assert_allclose(update["head"]["bias"], -0.5 * clipped, rtol=1e-6)
