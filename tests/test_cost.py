@@ -18,7 +18,8 @@ def test_spinenet49_backbone_params_exact():
 
 # RetinaNet head of 4 x 256 convs, 91 classes, 9 anchors, by hand: per subnet 4 shared 3x3
 # convs with bias and a BN (scale, offset) per level P3..P7; output convs of 91 * 9 and 4 * 9.
-HEAD_PARAMS = 2 * 4 * (9 * 256 * 256 + 256 + 5 * 2 * 256) + (9 * 256 * 819 + 819) + (9 * 256 * 36 + 36)
+HEAD_PARAMS = (2 * 4 * (9 * 256 * 256 + 256 + 5 * 2 * 256) + (9 * 256 * 819 + 819)
+               + (9 * 256 * 36 + 36))
 # At 640 px the levels have 80^2 + 40^2 + 20^2 + 10^2 + 5^2 = 8,525 positions.
 HEAD_FLOPS_640 = 8525 * (2 * 4 * 9 * 256 * 256 + 9 * 256 * 819 + 9 * 256 * 36)
 # SpineNet-96 repeats each of the 2 stem and 15 blocks once more, with input width = output

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from search_space import (ADJUSTMENTS, CONNECTIONS, MUTATIONS, ORDER, SPACES, SpecError,
+from search_space import (ADJUSTMENTS, CONNECTIONS, MUTATIONS, ORDER, SPACES, Genome, SpecError,
                           SpineNetSpec, builtin_spec, canonical_hash, crossover, decode, distance,
                           genome_from_spec, get_space, mutate, num_decisions, random_genome,
                           seed_genome, similarity, validate_genome)
@@ -69,11 +69,11 @@ def test_every_mutation_changes_exactly_its_own_decisions(seed, name):
 
 @settings(max_examples=100, deadline=None)
 @given(seed=seeds)
-def test_hash_is_canonical_under_same_level_swaps(seed):
+def test_same_level_swaps_decode_to_the_same_spec(seed):
     rng = np.random.default_rng(seed)
     genome = random_genome(PAPER, rng)
     # Labels 1, 2, 3 share base level 3: swapping two of them (with their adjustments) is the
-    # same architecture.
+    # same architecture, at zero distance.
     order = list(genome.intermediate_order)
     i, j = order.index(1), order.index(2)
     order[i], order[j] = order[j], order[i]
@@ -84,7 +84,6 @@ def test_hash_is_canonical_under_same_level_swaps(seed):
                                block_fns=tuple(fns))
     assert twin != genome
     assert decode(twin, PAPER) == decode(genome, PAPER)
-    assert canonical_hash(decode(twin, PAPER)) == canonical_hash(decode(genome, PAPER))
     assert distance(twin, genome, PAPER)["total"] == 0
 
 
@@ -114,6 +113,40 @@ def test_hash_equal_exactly_when_the_networks_are_isomorphic(seed, name):
     same_network = nx.is_isomorphic(_graph(a), _graph(b), node_match=lambda x, y: x == y,
                                     edge_match=lambda x, y: x == y)
     assert (canonical_hash(a) == canonical_hash(b)) == same_network
+
+
+def _reordered(spec, rng):
+    """`spec` with the blocks before its first output block in a random topological order and
+    every parent pair in a random order. The output blocks keep their positions, so the blocks
+    listed before each (which the dangling rule reads) stay the same: the same network."""
+    first_output = min(k for k, b in enumerate(spec.blocks) if b.is_output)
+    stems, placed, order = spec.num_stem_blocks, set(range(spec.num_stem_blocks)), []
+    while len(order) < first_output:
+        ready = [k for k in range(first_output) if k not in order
+                 and set(spec.blocks[k].input_offsets) <= placed]
+        k = ready[rng.integers(len(ready))]
+        order.append(k)
+        placed.add(spec.feature_index(k))
+    order += range(first_output, len(spec.blocks))
+    new_feature = dict(enumerate(range(stems)))
+    new_feature.update({spec.feature_index(k): stems + j for j, k in enumerate(order)})
+    blocks = []
+    for k in order:
+        parents = [new_feature[p] for p in spec.blocks[k].input_offsets]
+        blocks.append(dataclasses.replace(spec.blocks[k], input_offsets=tuple(
+            parents[::-1] if rng.random() < 0.5 else parents)))
+    return dataclasses.replace(spec, blocks=tuple(blocks))
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=seeds, order_seed=seeds, name=st.sampled_from(SPACE_NAMES))
+def test_hash_is_canonical_under_block_reordering(seed, order_seed, name):
+    space = get_space(name)
+    spec = decode(random_genome(space, np.random.default_rng(seed)), space)
+    twin = _reordered(spec, np.random.default_rng(order_seed))
+    assert nx.is_isomorphic(_graph(twin), _graph(spec), node_match=lambda x, y: x == y,
+                            edge_match=lambda x, y: x == y)  # the generator's claim
+    assert canonical_hash(twin) == canonical_hash(spec)
 
 
 def test_hash_ignores_topological_order_and_parent_order():
@@ -236,3 +269,88 @@ def test_hash_tells_apart_networks_that_share_twin_blocks_differently():
     assert [x.input_offsets for x in a.blocks][5] == (3, 6)
     assert [x.input_offsets for x in b.blocks][5] == (2, 6)
     assert canonical_hash(a) != canonical_hash(b)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(searched={"order", "colour"}), r"searched: unknown decision group\(s\) \['colour'\]"),
+    (dict(level_range=(0, 7)), r"level_range: \(0, 7\) is not inside 1..7"),
+    (dict(intermediate_base_levels=(2, 6), level_range=(2, 5)),
+     "intermediate_base_levels: level 6 is outside 2..5"),
+    (dict(output_levels=(3, 4, 6)), r"output_levels: \(3, 4, 6\) must be consecutive levels"),
+    (dict(level_offsets=(-1, 1)), r"level_offsets: \(-1, 1\) must contain 0"),
+    (dict(block_fns=("bottleneck",), default_block_fn="residual"),
+     r"default_block_fn: 'residual' is not in \('bottleneck',\)"),
+    (dict(parent_window=1), "parent_window: must be >= 2, got 1"),
+    (dict(num_stem_blocks=1), "num_stem_blocks: must be >= 2, got 1"),
+])
+def test_search_space_rejects_bad_fields(changes, message):
+    with pytest.raises(SpecError, match=message):
+        dataclasses.replace(PAPER, **changes)
+
+
+def test_get_space_names_the_presets():
+    with pytest.raises(KeyError, match="unknown search space 'spinenet-50'; presets: spinenet-49, "
+                                       "r0-sp53"):
+        get_space("spinenet-50")
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda d: {k: v for k, v in d.items() if k != "parents"},  # a field missing
+    lambda d: dict(d, parents=[[2, "x"]] + d["parents"][1:]),   # not an integer
+    lambda d: dict(d, level_offsets=None),                      # not a list
+    lambda d: None,                                             # not a record
+])
+def test_genome_from_malformed_data_names_the_problem(corrupt):
+    data = corrupt(random_genome(PAPER, np.random.default_rng(3)).to_dict())
+    with pytest.raises(SpecError, match=r"genome: malformed genome data \((KeyError|ValueError|"
+                                        r"TypeError)\("):
+        Genome.from_dict(data)
+
+
+SEED = seed_genome(PAPER)
+FIXED_ORDER = dataclasses.replace(PAPER, name="fixed-order", searched={CONNECTIONS, ADJUSTMENTS})
+# Offsets and block types that the space lists but does not search.
+FIXED_ADJUSTMENTS = dataclasses.replace(PAPER, name="fixed-adjustments",
+                                        searched={ORDER, CONNECTIONS})
+
+
+def _seed_with(position=None, value=None, **changes):
+    """The paper space's seed with fields replaced; `position`/`value` set one parent pair."""
+    if position is not None:
+        changes["parents"] = SEED.parents[:position] + (value,) + SEED.parents[position + 1:]
+    return dataclasses.replace(SEED, **changes)
+
+
+@pytest.mark.parametrize("space, genome, message", [
+    (PAPER, _seed_with(intermediate_order=(0, 0) + SEED.intermediate_order[2:]),
+     r"genome.intermediate_order: \(0, 0, 2, .*\) is not a permutation of 0..9"),
+    (PAPER, _seed_with(output_order=(0, 1, 2, 3, 3)),
+     r"genome.output_order: \(0, 1, 2, 3, 3\) is not a permutation of 0..4"),
+    (PAPER, _seed_with(parents=SEED.parents[:14]), "genome.parents: expected 15 pairs, got 14"),
+    (PAPER, _seed_with(3, (4, 3)),
+     r"genome.parents\[3\]: \(4, 3\) is not a sorted pair of distinct features among 0..4"),
+    (PAPER, _seed_with(3, (3, 3)), r"genome.parents\[3\]: \(3, 3\) is not a sorted pair"),
+    (PAPER, _seed_with(9, (2, 10)), r"genome.parents\[9\]: \(2, 10\) .* among 6..10"),
+    (PAPER, _seed_with(level_offsets=SEED.level_offsets[:9]),
+     "genome.level_offsets: expected 10 offsets, got 9"),
+    (FIXED_ADJUSTMENTS, _seed_with(level_offsets=(1,) + SEED.level_offsets[1:]),
+     r"genome.level_offsets\[0\]: 1 is not one of \(0,\)"),
+    (PAPER, _seed_with(block_fns=SEED.block_fns[:14]),
+     "genome.block_fns: expected 15 types, got 14"),
+    (FIXED_ADJUSTMENTS, _seed_with(block_fns=("residual",) + SEED.block_fns[1:]),
+     r"genome.block_fns\[0\]: 'residual' is not one of \('bottleneck',\)"),
+    (FIXED_ORDER, _seed_with(intermediate_order=(4,) + SEED.intermediate_order[1:4] + (0,)
+                             + SEED.intermediate_order[5:]),
+     "genome.intermediate_order/output_order: the order is not searched in 'fixed-order'"),
+    (FIXED_ORDER, _seed_with(output_order=(1, 0, 2, 3, 4)),
+     "genome.intermediate_order/output_order: the order is not searched"),
+])
+def test_validate_genome_names_the_first_bad_decision(space, genome, message):
+    with pytest.raises(SpecError, match=message):
+        validate_genome(genome, space)
+
+
+def test_fixed_order_allows_swapping_blocks_of_one_base_level():
+    # Labels 1 and 2 both have base level 3: the scale-decreasing order is unchanged.
+    validate_genome(_seed_with(intermediate_order=(0, 2, 1) + SEED.intermediate_order[3:]),
+                    FIXED_ORDER)
