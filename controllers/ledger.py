@@ -13,6 +13,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 from controllers.interface import OK, Proposal
 from search_space.genome import Genome
+from search_space.spec import SpecError
 
 RESULT_KEYS = ("status", "reward")
 
@@ -28,15 +29,19 @@ def result_record(proposal_id: str, reward: Optional[float], metrics: Optional[M
 
 def replay(controller, history: Sequence[Mapping[str, Any]]) -> None:
     """Rebuilds a freshly built `controller` (same seed and configuration as the one that wrote
-    `history`); raises naming the first record the controller does not reproduce."""
+    `history`); raises naming the first record that is malformed or that the controller does
+    not reproduce."""
     for index, record in enumerate(history):
         if "genome" not in record and not any(k in record for k in RESULT_KEYS):
             raise ValueError(f"history[{index}]: a record needs a 'genome' or a 'status'/'reward', "
                              f"got keys {sorted(record)}")
         if "genome" in record:
+            try:
+                genome = Genome.from_dict(record["genome"])
+            except SpecError as err:
+                raise ValueError(f"history[{index}]: {err}") from err
             proposal = controller.propose()
-            if Genome.from_dict(record["genome"]) != proposal.genome or \
-                    record.get("id", proposal.id) != proposal.id:
+            if genome != proposal.genome or record.get("id", proposal.id) != proposal.id:
                 raise ValueError(f"history[{index}]: the controller proposes {proposal.id!r} with "
                                  f"another genome than the ledger's {record.get('id')!r}; was the "
                                  f"ledger written with another seed or configuration?")

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 
 from controllers import (FAILED, INFEASIBLE, EvolutionConfig, PPOConfig, PPOController, RandomSearch,
                          RegularizedEvolution)
-from search_space import SPACES, seed_genome, validate_genome
+from controllers.serialize import decode_tree, encode_tree
+from search_space import SPACES, distance, seed_genome, validate_genome
 from tests.controllers_helpers import SMALL_PPO, SPACE, Scripted, drive, json_round_trip, reward_of
 
 FACTORIES = {
@@ -89,6 +90,20 @@ def test_failures_are_learned_with_the_failure_reward():
     assert controller.num_results == {"ok": 0, "failed": 1, "infeasible": 1}
 
 
+def test_evolution_mutates_the_tournament_winner():
+    """With the tournament as large as the population, every child is one mutation (at most 4
+    decisions: a swap moves two levels and two types) from the best member, not another."""
+    controller = RegularizedEvolution(SPACE, EvolutionConfig(4, 4), seed=0, initial_genomes=())
+    members = [controller.propose().genome for _ in range(4)]
+    for proposal_id, reward in zip(["evolution-0", "evolution-1", "evolution-2", "evolution-3"],
+                                   [0.3, 0.9, 0.1, 0.5]):
+        controller.feedback(proposal_id, reward)
+    for _ in range(10):
+        child = controller.propose().genome
+        distances = [distance(child, member, SPACE)["total"] for member in members]
+        assert distances[1] <= 4 < min(distances[:1] + distances[2:]), distances
+
+
 def test_evolution_population_ages_out_oldest():
     controller = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=0, initial_genomes=())
     proposals = [controller.propose() for _ in range(6)]
@@ -122,11 +137,40 @@ def test_load_and_replay_reject_mismatches():
         RandomSearch(SPACE, seed=1).load_state_dict(RandomSearch(SPACE, seed=2).state_dict())
 
 
-def test_genome_state_is_plain_data():
-    controller = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=0)
+def test_replay_names_a_malformed_record():
+    ledger = []
+    drive(RandomSearch(SPACE, seed=1), 3, ledger)  # proposals 0-2, then the result of 0
+    corrupt = dict(ledger[1], genome={k: v for k, v in ledger[1]["genome"].items()
+                                      if k != "parents"})
+    for index, record, error, message in [
+        (1, corrupt, ValueError, r"history\[1\]: genome: malformed genome data \(KeyError"),
+        (3, {"id": ledger[3]["id"]}, ValueError, r"history\[3\]: a record needs a 'genome'"),
+        (3, dict(ledger[3], status="crashed"), ValueError, "feedback.status: 'crashed'"),
+        (3, dict(ledger[3], id="random-9"), KeyError, "feedback.proposal_id: 'random-9'"),
+    ]:
+        history = ledger[:index] + [record] + ledger[index + 1:]
+        with pytest.raises(error, match=message):
+            RandomSearch(SPACE, seed=1).replay(history)
+
+
+def test_decode_tree_rejects_arrays_that_do_not_fit():
+    tree = {"a": np.arange(3, dtype=np.float32), "b": {"c": np.int32(7)}}
+    leaves = encode_tree(tree)
+    back = decode_tree(tree, json_round_trip(leaves))
+    assert back["b"]["c"].dtype == np.int32 and back["b"]["c"].shape == ()
+    np.testing.assert_array_equal(back["a"], tree["a"])
+    for template in ({"a": np.zeros(4), "b": {"c": 0}}, {"a": np.zeros(3)},
+                     {"a": np.zeros(3), "b": {"c": 0, "d": 0}}):
+        with pytest.raises(ValueError, match="state: 2 encoded arrays do not fit a tree of"):
+            decode_tree(template, leaves)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_state_is_plain_json_data(name):
+    controller = FACTORIES[name](SPACE, 0)
     drive(controller, 10)
     state = controller.state_dict()
-    assert json_round_trip(state) == json_round_trip(json_round_trip(state))
+    assert json_round_trip(state) == state
     assert dataclasses.is_dataclass(controller.propose())
 
 
