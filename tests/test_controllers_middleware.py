@@ -84,6 +84,20 @@ def test_dedup_never_trains_a_hash_twice():
         stuck.propose()
 
 
+def test_dedup_retries_a_failed_architecture_when_asked():
+    g0, g1 = GENOMES[:2]
+    inner = Scripted([g0, g0, g1, g0])
+    dedup = Dedup(inner, retry_failed=True, max_attempts=3)
+    first = dedup.propose()
+    assert dedup.propose().genome == g1  # the second g0 waits behind the first
+    dedup.feedback(first.id, None, {"error": "nan"}, FAILED)
+    assert [r for _, r in inner.learned] == [inner.failure_reward] * 2  # the waiting one too
+    again = dedup.propose()  # the failure was not cached: g0 is trained again
+    assert again.genome == g0 and (dedup.cache_hits, dedup.num_parked) == (0, 1)
+    dedup.feedback(again.id, 0.5)
+    assert inner.learned[-1] == (g0, 0.5)
+
+
 def test_dedup_answers_a_failure_from_the_cache():
     inner = Scripted(GENOMES[:1] * 3)
     dedup = Dedup(inner, max_attempts=5)
@@ -98,7 +112,7 @@ def test_stack_state_round_trip_and_replay():
     def build():
         inner = RegularizedEvolution(SPACE, EvolutionConfig(6, 3), seed=1)
         cost_fn = detector_cost_fn(SPACE)
-        return Dedup(Constraints(Objective(inner, target_flops=5.9e9, cost_fn=cost_fn),
+        return Dedup(Constraints(Objective(inner, target_flops=5.8e9, cost_fn=cost_fn),
                                  max_flops=5.95e9, cost_fn=cost_fn))
 
     original, ledger, outstanding = build(), [], []
@@ -109,4 +123,11 @@ def test_stack_state_round_trip_and_replay():
     expected = drive(original, 10, outstanding=list(outstanding))
     assert drive(restored, 10, outstanding=list(outstanding)) == expected
     assert drive(replayed, 10, outstanding=list(outstanding)) == expected
-    assert reward_of(expected[-1].genome) >= 0
+    state = json_round_trip(original.state_dict())
+    assert json_round_trip(restored.state_dict()) == state
+    assert json_round_trip(replayed.state_dict()) == state
+    # Every layer acted: repeats answered by Dedup, genomes rejected by Constraints, rewards
+    # scaled by Objective (the population holds positive rewards below the trials' AP).
+    assert original.cache_hits + original.num_parked > 0 and original.inner.infeasible
+    population = original.inner.inner.inner.population
+    assert any(0 < r < reward_of(g) for g, r in population)  # failures are 0
