@@ -6,8 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from search_space import MODEL_SIZES, SpecError, builtin_spec, read_spec
-from search_space.builtins import ModelSize
+from search_space import BUILTIN_MODELS, MODEL_SIZES, SpecError, builtin_spec, model_size, read_spec
 from search_space.cost import HEADS, model_cost
 
 SCALING_FLAGS = ("filter_size_scale", "resample_alpha", "block_repeats", "endpoints_num_filters")
@@ -16,7 +15,7 @@ SCALING_FLAGS = ("filter_size_scale", "resample_alpha", "block_repeats", "endpoi
 def register(sub) -> None:
     p = sub.add_parser("inspect", help="count parameters and FLOPs of a model or spec file")
     p.add_argument("model", metavar="MODEL_OR_SPEC_FILE",
-                   help=f"one of {', '.join(MODEL_SIZES)}, or a spec file (JSON or Model Garden)")
+                   help=f"one of {', '.join(BUILTIN_MODELS)}, or a spec file (JSON or Model Garden)")
     p.add_argument("--input-size", type=int, help="square input size in pixels")
     p.add_argument("--height", type=int)
     p.add_argument("--width", type=int)
@@ -37,11 +36,11 @@ def register(sub) -> None:
 
 def resolve_model(name_or_path: str):
     """(spec, model size) of a built-in name or a spec file; a file's head follows its scaling."""
-    if name_or_path in MODEL_SIZES:
-        return builtin_spec(name_or_path), MODEL_SIZES[name_or_path]
+    if name_or_path in BUILTIN_MODELS:
+        return builtin_spec(name_or_path), model_size(name_or_path)
     if not Path(name_or_path).exists():
         raise SpecError(f"model: {name_or_path!r} is neither a built-in model "
-                        f"({', '.join(MODEL_SIZES)}) nor an existing spec file")
+                        f"({', '.join(BUILTIN_MODELS)}) nor an existing spec file")
     spec = read_spec(name_or_path)
     size = next((s for s in MODEL_SIZES.values() if s.scaling == spec.scaling), None)
     if size is None:

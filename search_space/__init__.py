@@ -1,6 +1,7 @@
 """The SpineNet search space: specs, genomes, operators, hashing, cost accounting and spec files."""
 
-from search_space.builtins import MODEL_SIZES, PROXY_SIZE, SPINENET_49_BLOCKS, ModelSize, builtin_spec
+from search_space.builtins import (BUILTIN_MODELS, MODEL_SIZES, PROXY_SIZE, RESNET50_SEED,
+                                  SPINENET_49_BLOCKS, ModelSize, builtin_spec, model_size)
 from search_space.cost import (BackboneCost, Cost, backbone_cost, classification_head_cost,
                                retinanet_head_cost)
 from search_space.distance import decisions, distance, num_decisions, similarity

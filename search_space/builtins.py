@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict
 
+from search_space.genome import decode, seed_genome
+from search_space.space import get_space
 from search_space.spec import BOTTLENECK as B, RESIDUAL as R, BlockSpec, Scaling, SpineNetSpec
 
 # (level, block_fn, parents, is_output): features 0 and 1 are the stem.
@@ -51,8 +53,27 @@ MODEL_SIZES: Dict[str, ModelSize] = {
 PROXY_SIZE = ModelSize(Scaling(64, 0.25, 0.25, 1), 4, 64, 512, 3.0)
 
 
+# The search's starting point: the ResNet-50 seed genome decoded in the paper's space, at
+# SpineNet-49's scaling.
+RESNET50_SEED = "resnet50-seed"
+BUILTIN_MODELS = (*MODEL_SIZES, RESNET50_SEED)
+
+
+def model_size(name: str) -> ModelSize:
+    """The scaling-table row of a built-in model (the seed has SpineNet-49's)."""
+    _check_builtin(name)
+    return MODEL_SIZES["spinenet-49" if name == RESNET50_SEED else name]
+
+
 def builtin_spec(name: str) -> SpineNetSpec:
-    """The spec of a built-in model, e.g. `spinenet-49`."""
-    if name not in MODEL_SIZES:
-        raise KeyError(f"unknown model {name!r}; built-in models: {', '.join(MODEL_SIZES)}")
-    return SpineNetSpec(blocks=SPINENET_49_BLOCKS, scaling=MODEL_SIZES[name].scaling)
+    """The spec of a built-in model, e.g. `spinenet-49` or `resnet50-seed`."""
+    scaling = model_size(name).scaling
+    if name == RESNET50_SEED:
+        space = get_space("spinenet-49")
+        return decode(seed_genome(space), space, scaling)
+    return SpineNetSpec(blocks=SPINENET_49_BLOCKS, scaling=scaling)
+
+
+def _check_builtin(name: str) -> None:
+    if name not in BUILTIN_MODELS:
+        raise KeyError(f"unknown model {name!r}; built-in models: {', '.join(BUILTIN_MODELS)}")
