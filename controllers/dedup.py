@@ -17,19 +17,22 @@ class Dedup(Middleware):
     """propose() returns only genomes that need training. A proposal whose hash has a result is
     answered internally with it (counted in `cache_hits`); one whose hash is in training is
     parked and answered when that trial reports (counted in `parked`). Failures are cached too
-    unless `retry_failed`. After `max_attempts` duplicates in a row, propose() raises: the
-    inner controller has nothing new to offer."""
+    unless `retry_failed`. Each duplicate is passed to `on_duplicate` (its id, genome, hash and
+    whether it was answered from the cache or parked). After `max_attempts` duplicates in a
+    row, propose() raises: the inner controller has nothing new to offer."""
 
     kind = "dedup"
 
     def __init__(self, inner, hash_fn: Optional[HashFn] = None, retry_failed: bool = False,
-                 max_attempts: int = 10000):
+                 max_attempts: int = 10000,
+                 on_duplicate: Optional[Callable[[Dict[str, Any]], None]] = None):
         super().__init__(inner)
         if max_attempts < 1:
             raise ValueError(f"max_attempts: must be >= 1, got {max_attempts!r}")
         self.hash_fn = hash_fn or (lambda genome: canonical_hash(decode(genome, inner.space)))
         self.retry_failed = retry_failed
         self.max_attempts = max_attempts
+        self.on_duplicate = on_duplicate
         self.results: Dict[str, Dict[str, Any]] = {}   # hash -> {reward, metrics, status}
         self.training: Dict[str, str] = {}             # outstanding proposal id -> hash
         self.parked: Dict[str, List[str]] = {}         # hash in training -> waiting ids
@@ -41,17 +44,21 @@ class Dedup(Middleware):
         for _ in range(self.max_attempts):
             proposal = self.inner.propose()
             key = self.hash_fn(proposal.genome)
-            if key in self.results:
+            if key not in self.results and key not in in_training:
+                self.training[proposal.id] = key
+                return proposal
+            cached = key in self.results
+            if self.on_duplicate is not None:
+                self.on_duplicate({"id": proposal.id, "genome": proposal.genome, "hash": key,
+                                   "cached": cached})
+            if cached:
                 self.cache_hits += 1
                 result = self.results[key]
                 self.inner.feedback(proposal.id, result["reward"], result["metrics"],
                                     result["status"])
-            elif key in in_training:
+            else:
                 self.num_parked += 1
                 self.parked.setdefault(key, []).append(proposal.id)
-            else:
-                self.training[proposal.id] = key
-                return proposal
         raise RuntimeError(f"dedup: the inner controller proposed {self.max_attempts} already "
                            f"evaluated or running architectures in a row")
 
