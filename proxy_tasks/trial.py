@@ -53,8 +53,9 @@ def num_classes(config: ProxyConfig) -> int:
     return COCO_CLASSES if config.dataset == "coco" else EMBEDDED_CLASSES
 
 
-def _sources(config: ProxyConfig):
-    """(train source, holdout source)."""
+def prepare_data(config: ProxyConfig):
+    """(train source, holdout source); builds the embedded dataset on first use, and says how
+    to prepare COCO when it is missing."""
     if config.task == "classification":
         splits = embedded_classification_sources(config.data_root, _embedded_config(config))
     elif config.dataset == "coco":
@@ -121,7 +122,7 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     if config.batch_size % mesh.size or config.eval_batch_size % mesh.size:
         raise ValueError(f"batch_size/eval_batch_size: {config.batch_size}/"
                          f"{config.eval_batch_size} must divide among {mesh.size} devices")
-    train_source, holdout_source = _sources(config)
+    train_source, holdout_source = prepare_data(config)
     classes = num_classes(config)
     anchor_config = AnchorConfig(anchor_size=config.anchor_size)
     if config.task == "detection":
