@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
+from nas import runtime
+from nas.console import stdout_to_stderr
 from nas.inspect_cmd import resolve_model
 from proxy_tasks.presets import PRESETS, get_preset, with_overrides
 
@@ -35,8 +38,10 @@ def run(args) -> int:
             print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in metrics.items()), flush=True)
 
+    runtime.enable_compile_cache()
     try:
-        result = run_proxy_trial(spec, config, seed=args.seed, report=progress)
+        with stdout_to_stderr() if args.json else contextlib.nullcontext():
+            result = run_proxy_trial(spec, config, seed=args.seed, report=progress)
     except TrialFailed as err:
         print(f"nas proxy: trial failed: {err}", file=sys.stderr)
         return 3

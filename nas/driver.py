@@ -1,0 +1,248 @@
+"""Running a search on Ray Tune: the run folder and its lock, Ray started locally (loopback only,
+no dashboard, its logs in the run folder) or joined with `--address`, the Tuner, and the
+export and report once the budget is spent."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import psutil
+
+from nas import run_dir as layout
+from nas.config import SearchConfig, dump_config
+from nas.export import best_trial, export_top
+from nas.ledger import DONE, LEDGER_FILE, Ledger
+from nas.progress import Progress
+from nas.run_dir import RunLock, code_version
+from nas.search_state import SearchState
+from nas.tensorboard import TensorBoardWriter
+
+RAY_PROCESSES_FILE = "ray_processes.json"
+INTERRUPTED = 130
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How this driver runs the search (not part of the search's config)."""
+
+    name: str
+    results_dir: Path
+    resume: bool = False
+    address: Optional[str] = None
+    quiet: bool = False
+    allow_version_change: bool = False
+
+
+def run_search(config: Optional[SearchConfig], options: RunOptions,
+               overrides: Optional[Dict] = None) -> int:
+    """Starts (`config`) or resumes (`options.resume`, with `overrides` of max_trials and
+    concurrency) the run `results_dir/name`; returns the exit status."""
+    folder = options.results_dir / options.name
+    if options.resume:
+        if not (folder / LEDGER_FILE).exists():
+            raise ValueError(f"--resume: no search {options.name!r} in {str(options.results_dir)!r}")
+        lock = RunLock(folder).acquire()
+        ledger = Ledger(folder / LEDGER_FILE)
+        config = _resumed_config(ledger, overrides or {}, options.allow_version_change)
+    else:
+        if folder.exists():
+            raise ValueError(f"--name: {str(folder)!r} exists; resume it with --resume or "
+                             f"choose another name")
+        folder.mkdir(parents=True)
+        lock = RunLock(folder).acquire()
+        ledger = _new_ledger(folder, config)
+    try:
+        return _run(folder, config, ledger, options)
+    finally:
+        ledger.close()
+        lock.release()
+
+
+def _new_ledger(folder: Path, config: SearchConfig) -> Ledger:
+    ledger = Ledger(folder / LEDGER_FILE, create=True)
+    proxy = dataclasses.asdict(config.proxy_config())
+    ledger.set_meta({"config": config.to_dict(), "code_version": code_version(proxy),
+                     "created_at": time.time(), "name": folder.name})
+    (folder / layout.CONFIG_FILE).write_text(dump_config(config))
+    return ledger
+
+
+def _resumed_config(ledger: Ledger, overrides: Dict, allow_version_change: bool) -> SearchConfig:
+    from nas.config import from_data
+
+    config = from_data(SearchConfig, ledger.meta("config"))
+    config = dataclasses.replace(config, **overrides)
+    recorded = ledger.meta("code_version")
+    current = code_version(dataclasses.asdict(config.proxy_config()))
+    if recorded != current:
+        if not allow_version_change:
+            raise ValueError(f"--resume: the run was written by code version {recorded} and "
+                             f"this is {current}; rewards would not be comparable. Pass "
+                             f"--allow-version-change to continue anyway")
+        ledger.set_meta({"code_version": current,
+                         "version_changes": [*ledger.meta("version_changes", []),
+                                             {"from": recorded, "to": current, "at": time.time()}]})
+    ledger.set_meta({"config": config.to_dict()})
+    (ledger.path.parent / layout.CONFIG_FILE).write_text(dump_config(config))
+    return config
+
+
+def _run(folder: Path, config: SearchConfig, ledger: Ledger, options: RunOptions) -> int:
+    import jax
+
+    jax.config.update("jax_platforms", "cpu")  # the driver's PPO policy: never the trials' GPU
+    from proxy_tasks.trial import prepare_data
+
+    if config.objective.name != "similarity":
+        prepare_data(config.proxy_config())  # built once here, not by concurrent trials
+    best = best_trial(ledger)
+    progress = Progress(options.name, config.max_trials, ledger.counts(), best, options.quiet)
+    board = TensorBoardWriter(folder / layout.TENSORBOARD_DIR)
+
+    def events(kind, trial_id, data):
+        progress.handle(kind, trial_id, data)
+        board.handle(kind, trial_id, data)
+
+    state = SearchState(config, ledger, events)
+    if not state.complete:
+        _start_ray(folder, options.address, config)
+        try:
+            with progress:
+                _tune(folder, config, state)
+        finally:
+            state.checkpoint()
+            board.close()
+            _stop_ray()
+    counts = ledger.counts()
+    if not state.complete:
+        print(f"search {options.name}: stopped with {state.finished} of {config.max_trials} "
+              f"trials finished; continue with: nas search --name {options.name} --resume"
+              + (f" --results-dir {options.results_dir}" if options.results_dir != Path("results")
+                 else ""))
+        return INTERRUPTED
+    from nas.report import write_report
+
+    exported = export_top(folder, ledger, top=3)
+    report = write_report(folder, ledger)
+    best = best_trial(ledger)
+    print(f"search {options.name}: {counts[DONE]} trials done, {counts['failed']} failed, "
+          f"{counts['duplicate']} duplicates and {counts['infeasible']} infeasible skipped")
+    if best is not None:
+        print(f"best reward {best['reward']:.4f} ({best['trial_id']}, spec hash "
+              f"{best['spec_hash'][:12]}); specs in {exported}; report {report}")
+    return 0
+
+
+def _tune(folder: Path, config: SearchConfig, state: SearchState) -> None:
+    from ray import tune
+
+    from nas.trainable import run_trial, trial_resources
+    from nas.tune_bridge import METRIC, ControllerSearcher, LedgerCallback
+
+    scheduler = None
+    if config.early_stopping.enabled:
+        from ray.tune.schedulers import ASHAScheduler
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode="max",
+                                  max_t=config.proxy_config().epochs,
+                                  grace_period=config.early_stopping.grace_epochs,
+                                  reduction_factor=config.early_stopping.reduction_factor)
+    resources = dataclasses.asdict(config.resources)
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, trial_resources(resources)),
+        tune_config=tune.TuneConfig(
+            search_alg=ControllerSearcher(state), scheduler=scheduler, num_samples=-1,
+            max_concurrent_trials=config.concurrency,
+            # A trial over several hosts needs a fresh process to start jax.distributed in.
+            reuse_actors=config.resources.hosts == 1,
+            trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
+        run_config=tune.RunConfig(
+            name=f"session-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str((folder / layout.TUNE_DIR).absolute()), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=config.retries),
+            callbacks=[LedgerCallback(state)], log_to_file=True))
+    tuner.fit()
+
+
+def _trial_id(trial) -> str:
+    return trial.config["trial_id"]
+
+
+# -- Ray ---------------------------------------------------------------------------------------
+
+def _log_to_file(path: Path) -> None:
+    """Ray's and Tune's Python logs and warnings go to `path`, not the console."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("ray", "py.warnings", "jax", "absl"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+
+
+def _start_ray(folder: Path, address: Optional[str], config: SearchConfig) -> None:
+    """Joins `address`, or starts Ray on this machine listening on loopback only, after ending
+    what a killed driver of this run left behind."""
+    # Tune's console output: the old, quiet reporter; no per-trial result files.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(config.concurrency))
+    if not address:
+        # Read when Ray is imported: with cluster mode off, Ray's node address is the loopback
+        # one, and every Ray server binds that address only.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        os.environ.setdefault("RAY_AUTH_MODE", "token")  # token auth, without a console notice
+    import ray
+
+    common = dict(log_to_driver=False, configure_logging=False)
+    if address:
+        ray.init(address=address, **common)
+    else:
+        _end_orphans(folder / RAY_PROCESSES_FILE)
+        ray.init(include_dashboard=False, **common)
+        _record_processes(folder / RAY_PROCESSES_FILE)
+    logs = folder / layout.LOGS_DIR
+    logs.mkdir(exist_ok=True)
+    _log_to_file(logs / "ray.log")  # after ray.init, which clears the handlers of its logger
+
+
+def _stop_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def _record_processes(path: Path) -> None:
+    """Ray's processes started by this driver, so a resume after SIGKILL can end the ones
+    that outlive it (Ray's agents ignore SIGTERM and survive their raylet)."""
+    children = psutil.Process().children(recursive=True)
+    path.write_text(json.dumps([{"pid": p.pid, "created": p.create_time()} for p in children]))
+
+
+def _end_orphans(path: Path) -> None:
+    if not path.exists():
+        return
+    ended: List[int] = []
+    for entry in json.loads(path.read_text()):
+        try:
+            process = psutil.Process(entry["pid"])
+            if process.create_time() == entry["created"]:
+                process.send_signal(signal.SIGKILL)
+                ended.append(entry["pid"])
+        except psutil.Error:
+            continue
+    if ended:
+        logging.getLogger("ray").info("ended %d processes left by a killed driver: %s",
+                                      len(ended), ended)
+    path.unlink()

@@ -1,0 +1,99 @@
+"""A search run's folder, `DIR/NAME/`: its layout, its lock, and the code version it records."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+from importlib import metadata
+from pathlib import Path
+from typing import Mapping
+
+LOCK_FILE = "driver.lock"
+CONFIG_FILE = "config.yaml"
+SPECS_DIR = "specs"
+LOGS_DIR = "logs"
+TUNE_DIR = "tune"
+TENSORBOARD_DIR = "tensorboard"
+REPORT_FILE = "report.md"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# The code a reward depends on: AP moves with float rounding, so any change here makes rewards
+# of two runs incomparable.
+VERSIONED_PACKAGES = ("proxy_tasks", "search_space")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"--name: {name!r} must be 1-100 letters, digits, '.', '_' or '-', "
+                         f"starting with a letter or digit")
+    return name
+
+
+def code_version(proxy_config: Mapping) -> str:
+    """`VERSION+HASH`: the package version and a hash of the proxy and search-space code, the
+    proxy config and the JAX version."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for package in VERSIONED_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    digest.update(repr(sorted(proxy_config.items())).encode())
+    digest.update(metadata.version("jax").encode())
+    return f"{metadata.version('spinenet-nas')}+{digest.hexdigest()[:12]}"
+
+
+def open_run(results_dir: Path, name: str):
+    """The ledger of the run `results_dir/name`, for reading while a driver may be writing."""
+    from nas.ledger import LEDGER_FILE, Ledger
+
+    folder = Path(results_dir) / name
+    if not (folder / LEDGER_FILE).exists():
+        raise ValueError(f"run: no search {name!r} in {str(results_dir)!r}")
+    return folder, Ledger(folder / LEDGER_FILE)
+
+
+def driver_running(run_dir: Path) -> bool:
+    """Whether a driver holds the run's lock now."""
+    path = Path(run_dir) / LOCK_FILE
+    if not path.exists():
+        return False
+    with open(path) as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(file, fcntl.LOCK_UN)
+    return False
+
+
+class RunLock:
+    """An exclusive lock on a run folder for one driver process; the OS releases it when the
+    process dies, so a killed driver never leaves a stale lock."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self.file = None
+
+    def acquire(self) -> "RunLock":
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise ValueError(f"run {self.path.parent.name!r}: another driver ({holder}) is "
+                             f"running this search; wait for it or stop it first") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()}\n")
+        self.file.flush()
+        return self
+
+    def release(self) -> None:
+        if self.file is not None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None

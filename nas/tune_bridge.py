@@ -1,0 +1,78 @@
+"""Ray Tune's side of a search: a Searcher that asks the controller stack for trials, and a
+Callback that reports every trial event to the `SearchState` and keeps Tune's own memory flat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+from ray.tune.search import Searcher
+
+from nas.search_state import SearchState
+
+METRIC = "reward"
+
+
+class _HoldsState:
+    """Tune pickles its search algorithm and callbacks for its own resume, which this driver
+    does not use (the ledger is the run's record); the live state stays out of the pickle."""
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "state"}
+
+    def __setstate__(self, values):
+        self.__dict__.update(values, state=None)
+
+
+class ControllerSearcher(_HoldsState, Searcher):
+    """Tune's search algorithm: each suggestion is the next trial of the `SearchState`."""
+
+    def __init__(self, state: SearchState):
+        super().__init__(metric=METRIC, mode="max")
+        self.state = state
+
+    def suggest(self, trial_id: str):
+        payload = self.state.next_payload()
+        return Searcher.FINISHED if payload is None else payload
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        """Results reach the state through `LedgerCallback`, which sees the error text."""
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the ledger holds the controller's state."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Nothing to restore: a resumed search rebuilds its controller from the ledger."""
+
+
+class LedgerCallback(_HoldsState, Callback):
+    """Trial starts, epochs, results and errors into the `SearchState`; finished trials are
+    dropped from Tune's trial list so the driver's memory does not grow with the search."""
+
+    def __init__(self, state: SearchState):
+        self.state = state
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.state.started(trial.config["trial_id"])
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if not result.get("final"):
+            self.state.epoch(trial.config["trial_id"], result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.state.completed(trial.config["trial_id"], trial.last_result or {})
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.state.errored(trial.config["trial_id"], _error_text(trial))
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        trials[:] = [t for t in trials if t.status not in (Trial.TERMINATED, Trial.ERROR)]
+
+
+def _error_text(trial) -> str:
+    path: Optional[str] = trial.error_file
+    if path and Path(path).exists():
+        return Path(path).read_text()[-4000:]
+    return "the trial's worker failed more often than the configured retries"
