@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from proxy_tasks.data import (AnchorConfig, ClassificationRecord, InputConfig,
+from proxy_tasks.data import (AnchorConfig, ClassificationRecord, DetectionRecord, InputConfig,
                               classification_batches, detection_batches)
 from proxy_tasks.data.targets import assign_targets, encode
 from proxy_tasks.data.transforms import MEAN, STD, flip_horizontally, normalize, resize_crop_pad
@@ -124,6 +124,56 @@ def test_positive_targets_decode_to_their_ground_truth(records):
         gt = batch["gt_boxes"][i][batch["gt_classes"][i] >= 0] * batch["scales"][i]
         distance = np.abs(decoded[image_of == i][:, None, :] - gt[None]).max(-1)
         assert positive[i].any() and distance.min(1).max() < 1e-3
+
+
+# Three objects in the left half of a 48 x 64 image, each lit in one colour channel alone.
+OBJECTS = {0: (10, 14, 22, 26), 1: (26, 16, 38, 30), 2: (12, 30, 24, 40)}  # label: pixel box
+
+
+def coloured_record(image_id: int) -> DetectionRecord:
+    image = np.zeros((48, 64, 3), np.uint8)
+    for label, (y0, x0, y1, x1) in OBJECTS.items():
+        image[y0:y1, x0:x1, label] = 255
+    boxes = np.array(list(OBJECTS.values()), np.float32) / [48, 64, 48, 64]
+    return DetectionRecord(image, image_id, boxes, np.array(list(OBJECTS), np.int32),
+                           np.array([144, 168, 120], np.float32), np.zeros(3, bool))
+
+
+def lit_boxes(image: np.ndarray):
+    """Per colour channel, the pixel box of the pixels lit in that channel alone (padding and
+    the blurred edges of the resized objects are not)."""
+    pixels = image * STD + MEAN
+    boxes = {}
+    for channel in range(3):
+        lit = (pixels[..., channel] > 160) & (np.delete(pixels, channel, -1) < 60).all(-1)
+        rows, cols = np.nonzero(lit)
+        if len(rows):
+            boxes[channel] = (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
+    return boxes
+
+
+def test_augmented_targets_decode_onto_the_objects_of_the_augmented_image():
+    """Flipped, scaled by 0.8-1.2 and cropped (the objects stay inside every crop), each image's
+    positive targets decode to the boxes its lit pixels span, to within the resize's blur."""
+    anchor_config = AnchorConfig(anchor_size=1.0)
+    anchors = anchor_config.anchors(64)
+    config = InputConfig(image_size=64, batch_size=4, train=True, seed=3)
+    records = [coloured_record(i + 1) for i in range(4)]
+    flipped, scales = set(), []
+    for epoch in range(4):
+        for batch in detection_batches(records, config, anchor_config, epoch):
+            scales += batch["scales"].tolist()
+            for image, cls, targets in zip(batch["images"], batch["cls_targets"],
+                                           batch["box_targets"]):
+                objects = lit_boxes(image)
+                positive = cls >= 0
+                assert set(cls[positive].tolist()) == set(objects) == set(OBJECTS)
+                decoded = np.asarray(decode_boxes(targets[positive], anchors[positive]))
+                for label, box in zip(cls[positive], decoded):
+                    np.testing.assert_allclose(box, objects[label], atol=1.5)
+                flipped.add(objects[0][1] > 32)
+    assert flipped == {False, True}
+    assert min(scales) < 0.9 and max(scales) > 1.1  # jitter; crops are offset above 1
 
 
 def test_training_batches_are_deterministic_shuffled_per_epoch_and_augmented(records):
