@@ -1,0 +1,106 @@
+"""`nas search` configs: YAML and dotted `--set`, every bad key or value rejected with exit 2 and
+nothing written; the built-in `resnet50-seed` model."""
+
+import json
+
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.config import SearchConfig, apply_sets, load_config
+from nas.stack import initial_genomes
+from search_space import builtin_spec, decode, distance, get_space, seed_genome
+
+
+def test_set_selects_the_tiny_preset_and_nested_keys():
+    config = load_config(assignments=["proxy.preset=tiny", "controller.name=ppo",
+                                      "controller.ppo.batch_size=4", "max_trials=7",
+                                      "proxy.set=epochs=2", "proxy.set=image_size=32",
+                                      "constraints.max_flops=1e9", "proxy.seeds=[1, 2]"])
+    assert config.proxy.preset == "tiny" and config.proxy_config().image_size == 32
+    assert config.proxy_config().epochs == 2 and config.proxy.seeds == (1, 2)
+    assert (config.controller.name, config.controller.ppo.batch_size) == ("ppo", 4)
+    assert config.constraints.max_flops == 1e9 and config.max_trials == 7
+    assert apply_sets({}, ["proxy.set=[epochs=1]"]) == {"proxy": {"set": ["epochs=1"]}}
+
+
+def test_yaml_file_then_sets(tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump({"space": "r0-sp53", "controller": {"name": "random"},
+                                    "proxy": {"preset": "tiny", "set": ["epochs=3"]},
+                                    "max_trials": 4}))
+    config = load_config(str(path), ["max_trials=5"])
+    assert (config.space, config.controller.name, config.max_trials) == ("r0-sp53", "random", 5)
+    assert config.proxy_config().epochs == 3
+    # The saved form reads back to the same config.
+    assert load_config(assignments=[]).to_dict() == SearchConfig().to_dict()
+    again = tmp_path / "again.yaml"
+    again.write_text(yaml.safe_dump(config.to_dict()))
+    assert load_config(str(again)) == config
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "controler.name=ppo"], "controler: unknown key"),
+    (["--set", "controller.name=bayes"], "controller.name: 'bayes' is not one of"),
+    (["--set", "controller.evolution.population_size=0"],
+     "controller.evolution.population_size: must be >= 1, got 0"),
+    (["--set", "controller.evolution.popsize=3"], "controller.evolution.popsize: unknown key"),
+    (["--set", "max_trials=ten"], "max_trials: expected an integer, got 'ten'"),
+    (["--set", "max_trials=0"], "max_trials: must be >= 1, got 0"),
+    (["--set", "proxy.preset=huge"], "proxy.preset: 'huge' is not one of"),
+    (["--set", "proxy.set=epoch=3"], "proxy.set: --set epoch: unknown key"),
+    (["--set", "proxy.seeds=[]"], "proxy.seeds: at least one seed"),
+    (["--set", "resources.cpus=0"], "resources.cpus: must be > 0, got 0.0"),
+    (["--set", "objective.name=mnas"], "objective.target_flops: the mnas objective needs"),
+    (["--set", "controller.initial=[spinenet-50]"], "controller.initial[0]: 'spinenet-50' is neither"),
+    (["--set", "space=r0-sp53", "--set", "controller.initial=[spinenet-49]"],
+     "controller.initial[0]: 'spinenet-49' is not in the search space 'r0-sp53'"),
+    (["--set", "maxtrials"], "--set 'maxtrials': expected key=value"),
+    (["--max-trials", "-1"], "max_trials: must be >= 1, got -1"),
+    (["--name", "../escape"], "--name: '../escape' must be"),
+    (["--config", "missing.yaml"], "--config: cannot read 'missing.yaml'"),
+    (["--resume"], "--resume: name the run"),
+    (["--resume", "--name", "x", "--set", "max_trials=3"], "--resume: a run keeps its config"),
+    (["--resume", "--name", "absent"], "--resume: no search 'absent'"),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--results-dir", "runs", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unsafe_yaml_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.yaml"
+    path.write_text("space: !!python/object/apply:os.system ['echo pwned']\n")
+    assert main(["search", "--config", str(path), "--results-dir", str(tmp_path / "r")]) == 2
+    assert "is not valid YAML" in capsys.readouterr().err
+
+
+def test_show_config_prints_the_effective_config(capsys):
+    assert main(["search", "--set", "proxy.preset=tiny", "--max-trials", "3", "--show-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["proxy"]["preset"] == "tiny" and shown["max_trials"] == 3
+    assert shown["controller"]["initial"] == ["resnet50-seed"]
+
+
+def test_initial_mutants_are_distinct_single_mutations_of_the_seed():
+    space = get_space("spinenet-49")
+    config = load_config(assignments=["controller.initial_mutants=6"])
+    genomes = initial_genomes(config, space)
+    assert genomes[0] == seed_genome(space) and len(genomes) == 7
+    assert len({decode(g, space) for g in genomes}) == 7
+    for child in genomes[1:]:
+        assert distance(genomes[0], child, space)["total"] in (1, 2)  # a swap moves two
+    assert initial_genomes(config, space) == genomes  # drawn from the controller's seed
+
+
+def test_resnet50_seed_is_a_builtin_model(capsys):
+    assert main(["inspect", "resnet50-seed", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    space = get_space("spinenet-49")
+    spec = builtin_spec("resnet50-seed")
+    assert spec == decode(seed_genome(space), space, builtin_spec("spinenet-49").scaling)
+    # Scale-decreasing: ResNet-50's blocks level by level, outputs L3..L7.
+    assert [b.level for b in spec.blocks] == [2, 3, 3, 3, 4, 4, 4, 4, 4, 5, 3, 4, 5, 6, 7]
+    assert out["backbone_params"] != 21_831_488 and out["levels"]["7"] == [5, 5, 256]

@@ -1,0 +1,141 @@
+"""The driver's bookkeeping without Ray: a search stopped at any event (no clean shutdown) and
+continued from its ledger ends exactly like one that never stopped."""
+
+import collections
+
+import pytest
+
+from nas.config import load_config
+from nas.ledger import DONE, DUPLICATE, FAILED, INFEASIBLE, Ledger
+from nas.search_state import SearchState
+from nas.trainable import FINAL
+from search_space import Genome, get_space, similarity
+
+
+def reward_of(payload):
+    """A deterministic stand-in for training: the similarity to the payload's target."""
+    return similarity(Genome.from_dict(payload["genome"]), Genome.from_dict(payload["target"]),
+                      get_space(payload["space"]))
+
+
+def config(controller="evolution", **sets):
+    base = {"objective.name": "similarity", "max_trials": 14, "concurrency": 3,
+            "controller.name": controller, "controller.evolution.population_size": 4,
+            "controller.evolution.tournament_size": 2, "controller.ppo.batch_size": 3,
+            "controller.initial_mutants": 2, **sets}
+    return load_config(assignments=[f"{k}={v}" for k, v in base.items()])
+
+
+def drive(state, stop_after=None, fail=frozenset()):
+    """Runs `state` like the Tune loop with `concurrency` slots, the oldest trial finishing
+    first; stops (as if killed) after `stop_after` events and returns the ids of the trials
+    that were running then."""
+    running = collections.deque()
+    events = 0
+
+    def running_ids():
+        return {p["trial_id"] for p in running}
+
+    while True:
+        while len(running) < state.config.concurrency:
+            payload = state.next_payload()
+            if payload is None:
+                break
+            events += 1
+            if events == stop_after:
+                return running_ids()
+            state.started(payload["trial_id"])
+            running.append(payload)
+            events += 1
+            if events == stop_after:
+                return running_ids()
+        if not running:
+            return set()
+        payload = running.popleft()
+        if payload["trial_id"] in fail:
+            state.completed(payload["trial_id"], {FINAL: True, "status": "failed", "error": "boom"})
+        else:
+            state.completed(payload["trial_id"], {FINAL: True, "status": "ok",
+                                                  "reward": reward_of(payload)})
+        events += 1
+        if events == stop_after:
+            return running_ids()
+
+
+def snapshot(ledger):
+    keep = ("trial_id", "genome", "spec_hash", "status", "reward", "metrics", "seq", "result_seq")
+    return [{k: t[k] for k in keep} for t in ledger.trials()]
+
+
+def run(path, cfg, stops=(), checkpoint_every_s=0.0, fail=frozenset()):
+    """(ledger, final state, running trial ids at each stop)."""
+    ledger = Ledger(path, create=True)
+    ledger.set_meta({"config": cfg.to_dict()})
+    interrupted = [drive(SearchState(cfg, ledger, checkpoint_every_s=checkpoint_every_s), stop,
+                         fail) for stop in stops]
+    state = SearchState(cfg, ledger, checkpoint_every_s=checkpoint_every_s)
+    drive(state, fail=fail)
+    return ledger, state, interrupted
+
+
+@pytest.mark.parametrize("controller", ["evolution", "ppo", "random"])
+@pytest.mark.parametrize("checkpoint_every_s", [0.0, 1e9])  # every event / only replay
+def test_stopped_anywhere_the_search_continues_exactly(tmp_path, controller, checkpoint_every_s):
+    cfg = config(controller)
+    straight, final, _ = run(tmp_path / "straight.sqlite", cfg)
+    expected = snapshot(straight)
+    # Stops after a proposal, after a start, after a result, some soon after the last.
+    stopped, resumed, interrupted = run(tmp_path / "stopped.sqlite", cfg, stops=(5, 4, 3, 9),
+                                        checkpoint_every_s=checkpoint_every_s)
+    assert snapshot(stopped) == expected
+    assert resumed.stack.state_dict() == final.stack.state_dict()
+    counts = stopped.counts()
+    assert counts[DONE] + counts[FAILED] == cfg.max_trials
+    # Each trial that was running at a stop ran once more; no other trial ran twice.
+    attempts = {t["trial_id"]: t["attempts"] for t in stopped.trials([DONE, FAILED])}
+    expected_attempts = collections.Counter(attempts.keys())
+    for ids in interrupted:
+        expected_attempts.update(ids)
+    assert any(interrupted) and attempts == dict(expected_attempts)
+
+
+def test_duplicates_and_infeasible_proposals_are_recorded_not_trained(tmp_path):
+    # The seed twice in a row (the second waits for the first); at the default proxy the seed
+    # has 82.9M FLOPs, r0-sp53's random genomes 82.4M-84.6M (a quarter below 83.4M).
+    cfg = config("random", **{"space": "r0-sp53", "max_trials": 30,
+                              "objective.target": "resnet50-seed",
+                              "controller.initial": "[resnet50-seed, resnet50-seed]",
+                              "constraints.max_flops": 8.34e7, "controller.initial_mutants": 0})
+    ledger, _, _ = run(tmp_path / "l.sqlite", cfg)
+    counts = ledger.counts()
+    assert counts[DONE] == 30 and counts[INFEASIBLE] > 0 and counts[DUPLICATE] >= 1
+    trained = ledger.trials([DONE])
+    assert len({t["spec_hash"] for t in trained}) == 30  # never the same network twice
+    assert all(t["flops"] <= 8.34e7 for t in trained)
+    for skipped in ledger.trials([INFEASIBLE]):
+        assert skipped["flops"] > 8.34e7 and "flops" in skipped["note"]
+        assert skipped["seq"] is None  # not part of the controller's history
+    assert ledger.trials([DUPLICATE])[0]["trial_id"] == "random-1"
+    for dup in ledger.trials([DUPLICATE]):
+        assert dup["spec_hash"] in {t["spec_hash"] for t in trained} and dup["seq"] is None
+
+
+def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
+    cfg = config("evolution")
+    ledger, state, _ = run(tmp_path / "l.sqlite", cfg, fail={"evolution-1", "evolution-4"})
+    failed = ledger.trials([FAILED])
+    assert [t["trial_id"] for t in failed] == ["evolution-1", "evolution-4"]
+    assert all(t["error"] == "boom" and t["reward"] is None for t in failed)
+    assert ledger.counts()[DONE] == cfg.max_trials - 2
+    controller = state.stack.inner.inner  # Dedup(Constraints(evolution))
+    assert controller.num_results == {"ok": cfg.max_trials - 2, "failed": 2, "infeasible": 0}
+
+
+def test_budget_grows_on_resume(tmp_path):
+    cfg = config("evolution", max_trials=5)
+    ledger, state, _ = run(tmp_path / "l.sqlite", cfg)
+    assert state.complete and state.next_payload() is None
+    more = SearchState(config("evolution", max_trials=8), ledger)
+    drive(more)
+    counts = ledger.counts()
+    assert counts[DONE] == 8 and all(t["attempts"] == 1 for t in ledger.trials([DONE]))
