@@ -1,19 +1,32 @@
-"""run_proxy_trial and `nas proxy` on the tiny preset: metrics, determinism, NaN, resume."""
+"""run_proxy_trial and `nas proxy` on the tiny preset: metrics, determinism, NaN, resume,
+classification.
+
+The detection trials keep every detection (score threshold 0), so their AP is non-zero and
+depends on the trained parameters; each trial is compared by its per-epoch training losses and
+the parameters it saved, not by its AP alone."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import jax
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from nas.cli import main
+from proxy_tasks.data import EmbeddedConfig, InputConfig, classification_batches
+from proxy_tasks.data.embedded import embedded_classification_sources
 from proxy_tasks.presets import get_preset, with_overrides
-from proxy_tasks.trial import TrialFailed, run_proxy_trial
+from proxy_tasks.trial import build_proxy_model, run_proxy_trial
 from search_space import backbone_cost, retinanet_head_cost, write_spec
 from tests.tiny_models import TINY_SPEC
 
 # Trial mechanics do not depend on the architecture: the smallest spec keeps compiles short.
 SPEC = TINY_SPEC
+# Two epochs of two steps; every detection kept. `nas proxy --set` gives the same config.
+TINY_SETTINGS = ("epochs=2", "score_threshold=0.0")
+REWARD_KEYS = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "reward")
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +36,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny(data_dir):
-    return dataclasses.replace(get_preset("tiny"), data_dir=data_dir)
+    return with_overrides(get_preset("tiny"), (f"data_dir={data_dir}",) + TINY_SETTINGS)
 
 
 @pytest.fixture(scope="session")
@@ -32,55 +45,98 @@ def one_device():
     return make_mesh(jax.devices()[:1])
 
 
-@pytest.fixture(scope="session")
-def result(tiny, one_device):
+def train(config, directory, one_device, report=None):
+    """(metrics, per-epoch reports) of a seed-0 trial that checkpoints under `directory`."""
     reports = []
-    out = run_proxy_trial(SPEC, tiny, seed=0, report=reports.append, mesh=one_device)
-    return out, reports
+
+    def record(metrics):
+        reports.append(metrics)
+        if report is not None:
+            report(metrics)
+
+    config = dataclasses.replace(config, checkpoint_dir=str(directory))
+    return run_proxy_trial(SPEC, config, seed=0, report=record, mesh=one_device), reports
+
+
+def saved_state(directory):
+    """The train state last saved under `directory`, as nested dicts of arrays."""
+    with ocp.CheckpointManager(Path(directory).absolute()) as manager:
+        return manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
+
+
+def losses(report):
+    return {k: v for k, v in report.items() if k.startswith("train_")}
+
+
+def assert_same_arrays(a, b):
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="session")
+def result(tiny, one_device, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("trained")
+    out, reports = train(tiny, directory, one_device)
+    return out, reports, directory
 
 
 def test_metrics_and_costs(result, tiny):
-    out, reports = result
-    for key in ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "reward"):
+    out, reports, _ = result
+    for key in REWARD_KEYS:
         assert 0.0 <= out[key] <= 1.0
-    assert out["reward"] == out["ap"]
+    assert out["reward"] == out["ap"] > 0  # every detection kept: the AP depends on the params
     spec = SPEC.with_scaling(tiny.scaling)
     backbone = backbone_cost(spec, 64, 64)
     cost = backbone.total + retinanet_head_cost(backbone.levels, 1, 16, 10, 9)
     assert (out["params"], out["flops"]) == (cost.params, cost.flops)
-    assert out["steps"] == 2 and out["compile_s"] > 0 and out["train_images_per_s"] > 0
-    assert [r["epoch"] for r in reports] == [1] and reports[0]["ap"] == out["ap"]
+    assert out["steps"] == 4 and out["compile_s"] > 0 and out["train_images_per_s"] > 0
+    assert [r["epoch"] for r in reports] == [1, 2] and "ap" not in reports[0]
+    assert reports[1]["ap"] == out["ap"] and np.isfinite(reports[1]["train_loss"])
 
 
-def test_same_seed_same_metrics(result, tiny, one_device):
-    again = run_proxy_trial(SPEC, tiny, seed=0, mesh=one_device)
-    keys = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "params", "flops")
-    assert {k: again[k] for k in keys} == {k: result[0][k] for k in keys}
-
-
-def test_nan_loss_stops_the_trial(tiny, one_device):
-    exploding = dataclasses.replace(tiny, learning_rate=1e30, clip_norm=0.0, epochs=2)
-    with pytest.raises(TrialFailed, match=r"loss became nan at step \d"):
-        run_proxy_trial(SPEC, exploding, seed=0, mesh=one_device)
-
-
-def test_interrupted_trial_resumes_from_its_checkpoint(tiny, one_device, tmp_path):
-    config = dataclasses.replace(tiny, epochs=2, checkpoint_dir=str(tmp_path / "ckpt"))
-    straight = run_proxy_trial(SPEC, dataclasses.replace(config, checkpoint_dir=None), seed=1,
-                               mesh=one_device)
+def test_same_seed_trains_the_same_and_resumes_from_its_checkpoint(result, tiny, one_device,
+                                                                   tmp_path):
+    out, reports, directory = result
+    first = []
 
     def stop_after_first_epoch(metrics):
-        if metrics["epoch"] == 1:
-            raise KeyboardInterrupt
+        first.append(metrics)
+        raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_proxy_trial(SPEC, config, seed=1, report=stop_after_first_epoch, mesh=one_device)
-    epochs = []
-    resumed = run_proxy_trial(SPEC, config, seed=1, report=lambda m: epochs.append(m["epoch"]),
-                              mesh=one_device)
-    assert epochs == [2]  # only the second epoch was trained again
-    assert resumed["steps"] == straight["steps"] == 4
-    assert resumed["ap"] == straight["ap"] and resumed["ap50"] == straight["ap50"]
+        train(tiny, tmp_path, one_device, report=stop_after_first_epoch)
+    assert losses(first[0]) == losses(reports[0])
+    resumed, resumed_reports = train(tiny, tmp_path, one_device)
+    assert [r["epoch"] for r in resumed_reports] == [2]  # only the second epoch trained again
+    assert losses(resumed_reports[0]) == losses(reports[1])
+    assert_same_arrays(saved_state(tmp_path), saved_state(directory))
+    assert resumed["steps"] == 4 and {k: resumed[k] for k in REWARD_KEYS} == \
+        {k: out[k] for k in REWARD_KEYS}
+
+
+def test_classification_trial(tiny, one_device, tmp_path):
+    """28 holdout images in batches of 8: the last batch is padded with 4 invalid rows."""
+    config = dataclasses.replace(tiny, task="classification", epochs=1, holdout_images=28)
+    out, reports = train(config, tmp_path, one_device)
+    spec = SPEC.with_scaling(config.scaling)
+    backbone = backbone_cost(spec, 64, 64).total
+    # The head: 16 endpoint channels pooled, then a 16 x 10 linear layer with biases.
+    assert (out["params"], out["flops"]) == (backbone.params + 16 * 10 + 10,
+                                             backbone.flops + 16 * 10)
+    assert out["steps"] == 2 and [r["epoch"] for r in reports] == [1]
+    assert {"train_loss", "train_accuracy", "accuracy"} <= set(reports[0])
+    # The reward is the holdout accuracy of the saved parameters, recomputed here.
+    state = saved_state(tmp_path)
+    model = build_proxy_model(spec, config)
+    holdout = embedded_classification_sources(config.data_root, EmbeddedConfig(
+        image_size=64, train_images=config.train_images, holdout_images=config.holdout_images,
+        validation_images=config.holdout_images, seed=config.data_seed))["holdout"]
+    (batch,) = classification_batches(holdout, InputConfig(64, config.holdout_images, train=False))
+    logits = jax.jit(lambda v, x: model.apply(v, x)["logits"])(
+        {"params": state["params"], "batch_stats": state["batch_stats"]}, batch["images"])
+    accuracy = float(np.mean(np.asarray(logits).argmax(-1) == batch["labels"]))
+    assert out["accuracy"] == out["reward"] == reports[0]["accuracy"] == accuracy
 
 
 def test_overrides_parse_types_and_name_bad_keys():
@@ -98,14 +154,39 @@ def test_overrides_parse_types_and_name_bad_keys():
         with_overrides(config, ["dtype=float16"])
 
 
-def test_cli_proxy_json(data_dir, capsys, tmp_path):
+@pytest.fixture
+def cli_on_one_device(data_dir, one_device, monkeypatch, tmp_path):
+    """`nas proxy` on the tiny spec file with `settings`, on the trials' one-device mesh (so the
+    programs compiled for them are reused): (exit status, stdout, stderr)."""
+    monkeypatch.setattr("proxy_tasks.trial.make_mesh", lambda: one_device)
     write_spec(SPEC, tmp_path / "tiny.json")
-    argv = ["proxy", str(tmp_path / "tiny.json"), "--preset", "tiny", "--set", f"data_dir={data_dir}",
-            "--json"]
-    assert main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
-    for key in ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "params", "flops",
-                "compile_s", "train_s", "eval_s", "train_images_per_s"):
-        assert key in out
+
+    def run(capsys, *settings):
+        argv = ["proxy", str(tmp_path / "tiny.json"), "--preset", "tiny", "--json",
+                "--set", f"data_dir={data_dir}"]
+        for setting in TINY_SETTINGS + settings:
+            argv += ["--set", setting]
+        status = main(argv)
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+def test_cli_proxy_json_of_a_trial_resumed_after_its_last_epoch(result, cli_on_one_device,
+                                                                 capsys):
+    """A finished trial's checkpoint: nothing is trained, what was saved is evaluated."""
+    status, stdout, _ = cli_on_one_device(capsys, f"checkpoint_dir={result[2]}")
+    assert status == 0
+    out = json.loads(stdout)
+    for key in REWARD_KEYS + ("params", "flops", "steps", "seed", "spec_hash"):
+        assert out[key] == result[0][key], key
+    assert out["train_s"] == out["train_images_per_s"] == 0.0 and out["eval_s"] > 0
     assert main(["proxy", "spinenet-49", "--preset", "huge"]) == 2
     assert "preset: unknown preset 'huge'" in capsys.readouterr().err
+
+
+def test_cli_proxy_exits_3_when_the_loss_becomes_nan(cli_on_one_device, capsys):
+    status, _, stderr = cli_on_one_device(capsys, "learning_rate=1e30", "clip_norm=0")
+    assert status == 3
+    assert stderr.startswith("nas proxy: trial failed: loss became nan at step ")
