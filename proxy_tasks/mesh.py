@@ -45,6 +45,20 @@ def initialize_distributed(coordinator: Optional[str] = None, num_processes: Opt
     jax.distributed.initialize(coordinator, num_processes, process_id)
 
 
+def process_rows(batch):
+    """This process's share of a batch that every process of the trial loaded whole: its
+    contiguous block of rows (all of them on one process)."""
+    count, index = jax.process_count(), jax.process_index()
+    if count == 1:
+        return batch
+
+    def rows(x):
+        share = len(x) // count
+        return np.asarray(x)[index * share:(index + 1) * share]
+
+    return jax.tree_util.tree_map(rows, batch)
+
+
 def global_batch(local_batch, mesh: Mesh):
     """Per-host batch shards -> global arrays split over the mesh's data axis (a plain
     `device_put` on one process)."""

@@ -92,8 +92,9 @@ def _inference_step(model, mesh: Mesh, read_outputs: Callable):
         return read_outputs(model.apply({"params": state.params, "batch_stats": state.batch_stats},
                                         images, train=False))
 
+    # Outputs replicated: every process of a multi-host trial reads all of them.
     return jax.jit(infer, in_shardings=(replicated(mesh), batch_sharding(mesh)),
-                   out_shardings=batch_sharding(mesh))
+                   out_shardings=replicated(mesh))
 
 
 def make_detect_step(model, anchors, num_classes: int, mesh: Mesh, **detect_kwargs):

@@ -21,7 +21,7 @@ from proxy_tasks.checkpoint import TrialCheckpoints
 from proxy_tasks.data import (AnchorConfig, EmbeddedConfig, InputConfig, classification_batches,
                               coco_sources, detection_batches, embedded_classification_sources,
                               embedded_sources)
-from proxy_tasks.mesh import global_batch, make_mesh
+from proxy_tasks.mesh import global_batch, make_mesh, process_rows
 from proxy_tasks.models import ClassificationConfig, ModelOptions, RetinaNetConfig, build_model
 from proxy_tasks.optim import make_optimizer
 from proxy_tasks.presets import ProxyConfig
@@ -114,7 +114,8 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     `report(metrics)` is called after every epoch with `epoch`, the epoch's mean training
     metrics (`train_loss`, `train_cls_loss`, ...) and, with
     `eval_every_epoch` or at the last epoch, the reward metrics. Returns the reward metrics,
-    `reward`, `params`, `flops`, `compile_s`, `train_s`, `eval_s`, `train_images_per_s`.
+    `reward`, `params`, `flops`, `compile_s`, `train_s`, `eval_s`, `train_images_per_s`, and the
+    `devices`, `processes` and `global_batch` it trained with.
     Same seed, config and machine give the same metrics.
     """
     spec = spec.with_scaling(config.scaling)
@@ -151,13 +152,19 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
                                       score_threshold=config.score_threshold)
     else:
         infer_step = make_classify_step(model, mesh)
-    eval_images = global_batch(np.zeros((config.eval_batch_size, size, size, 3), np.float32), mesh)
+
+    def feed(batch):
+        """A batch every process loaded whole, as a global array of this process's rows."""
+        return global_batch(process_rows(batch), mesh)
+
+    eval_images = feed(np.zeros((config.eval_batch_size, size, size, 3), np.float32))
     # XLA compiles without holding the GIL: the init and the steps compile side by side, and
     # the next step traces meanwhile.
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         state = pool.submit(run_init, init, rng)
+        example = feed(example_batch(config, len(anchors)))
         train_step = pool.submit(make_train_step(model, optimizer, loss_fn, mesh).lower(
-            init.out_info, global_batch(example_batch(config, len(anchors)), mesh)).compile)
+            init.out_info, example).compile)
         infer = pool.submit(infer_step.lower(init.out_info, eval_images).compile)
         state, train_step, infer = state.result(), train_step.result(), infer.result()
     checkpoints = TrialCheckpoints(config.checkpoint_dir) if config.checkpoint_dir else None
@@ -171,13 +178,13 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
         if config.task == "classification":
             correct = total = 0
             for batch in classification_batches(holdout_source, eval_input):
-                logits = np.asarray(infer(state, global_batch(batch["images"], mesh)))
+                logits = np.asarray(infer(state, feed(batch["images"])))
                 hits = (logits.argmax(-1) == batch["labels"]) & batch["valid"]
                 correct, total = correct + int(hits.sum()), total + int(batch["valid"].sum())
             return {"accuracy": correct / total, "reward": correct / total}
         truth, found = [], []
         for batch in detection_batches(holdout_source, eval_input, anchor_config):
-            out = jax.device_get(infer(state, global_batch(batch["images"], mesh)))
+            out = jax.device_get(infer(state, feed(batch["images"])))
             truth += coco_eval.annotations_from_batch(batch)
             found += coco_eval.detections_from_batch(batch, out["boxes"], out["scores"],
                                                      out["classes"])
@@ -199,7 +206,7 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
         tick = time.perf_counter()
         pending, history = None, []
         for batch in batches(train_source, train_input, epoch=epoch):
-            state, metrics = train_step(state, global_batch({k: batch[k] for k in keys}, mesh))
+            state, metrics = train_step(state, feed({k: batch[k] for k in keys}))
             step += 1
             if pending is not None:  # checked one step late, so the check never stalls the device
                 _check_finite(pending, step - 1)
@@ -232,4 +239,5 @@ def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,
     return dict(results, params=cost.params, flops=cost.flops, compile_s=compile_s,
                 train_s=train_s, eval_s=eval_s,
                 train_images_per_s=trained / train_s if train_s else 0.0,
-                spec_hash=canonical_hash(spec), seed=seed, steps=step)
+                spec_hash=canonical_hash(spec), seed=seed, steps=step, devices=mesh.size,
+                processes=jax.process_count(), global_batch=example["images"].shape[0])
