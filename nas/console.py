@@ -8,17 +8,29 @@ import sys
 
 
 @contextlib.contextmanager
-def stdout_to_stderr():
+def stdout_to(stream):
     """Sends everything written to stdout inside the block, by Python or by C code (TFDS's
-    "Downloading and preparing" line, say), to stderr: a `--json` command's stdout then holds
-    exactly its one JSON document."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
+    "Downloading and preparing" line, say), to `stream`; C code's output only where `stream`
+    is a real file (not, say, a test's capture buffer)."""
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        target = stream.fileno()
+    except (OSError, ValueError):
+        target = None
+    sys.stdout.flush()
+    saved = None if target is None else os.dup(1)
+    if saved is not None:
+        os.dup2(target, 1)
+    try:
+        with contextlib.redirect_stdout(stream):
             yield
     finally:
         sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+        stream.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def stdout_to_stderr():
+    """For `--json` commands: their stdout then holds exactly their one JSON document."""
+    return stdout_to(sys.stderr)

@@ -5,10 +5,12 @@ export and report once the budget is spent."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
 import signal
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +20,7 @@ import psutil
 
 from nas import run_dir as layout
 from nas.config import SearchConfig, dump_config
+from nas.console import stdout_to
 from nas.export import best_trial, export_top
 from nas.ledger import DONE, LEDGER_FILE, Ledger
 from nas.progress import Progress
@@ -27,6 +30,7 @@ from nas.tensorboard import TensorBoardWriter
 
 RAY_PROCESSES_FILE = "ray_processes.json"
 INTERRUPTED = 130
+TRIALS_PER_EXPERIMENT = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +105,12 @@ def _run(folder: Path, config: SearchConfig, ledger: Ledger, options: RunOptions
     jax.config.update("jax_platforms", "cpu")  # the driver's PPO policy: never the trials' GPU
     from proxy_tasks.trial import prepare_data
 
+    handler = log_handler(folder)
+    route_logs(handler)
     if config.objective.name != "similarity":
-        prepare_data(config.proxy_config())  # built once here, not by concurrent trials
+        # Built once here, not by trials side by side; TFDS's messages go to the log.
+        with open(handler.baseFilename, "a") as log, stdout_to(log):
+            prepare_data(config.proxy_config())
     best = best_trial(ledger)
     progress = Progress(options.name, config.max_trials, ledger.counts(), best, options.quiet)
     board = TensorBoardWriter(folder / layout.TENSORBOARD_DIR)
@@ -112,24 +120,28 @@ def _run(folder: Path, config: SearchConfig, ledger: Ledger, options: RunOptions
         board.handle(kind, trial_id, data)
 
     state = SearchState(config, ledger, events)
+    interrupted = False
     if not state.complete:
-        _start_ray(folder, options.address, config)
+        _start_ray(folder, options.address, config, handler)
         try:
             with progress:
-                _tune(folder, config, state)
+                interrupted = not _tune(folder, config, state)
         finally:
             state.checkpoint()
             board.close()
             _stop_ray()
-    counts = ledger.counts()
-    if not state.complete:
+    if interrupted:
         print(f"search {options.name}: stopped with {state.finished} of {config.max_trials} "
               f"trials finished; continue with: nas search --name {options.name} --resume"
               + (f" --results-dir {options.results_dir}" if options.results_dir != Path("results")
                  else ""))
         return INTERRUPTED
+    if state.stopped_reason is not None:
+        print(f"search {options.name}: ended after {state.finished} of {config.max_trials} "
+              f"trials: {state.stopped_reason}")
     from nas.report import write_report
 
+    counts = ledger.counts()
     exported = export_top(folder, ledger, top=3)
     report = write_report(folder, ledger)
     best = best_trial(ledger)
@@ -141,34 +153,71 @@ def _run(folder: Path, config: SearchConfig, ledger: Ledger, options: RunOptions
     return 0
 
 
-def _tune(folder: Path, config: SearchConfig, state: SearchState) -> None:
+def _tune(folder: Path, config: SearchConfig, state: SearchState) -> bool:
+    """Runs the trials through Tune experiments of at most `TRIALS_PER_EXPERIMENT` trials each
+    (Tune keeps every trial of an experiment in memory, about 75 kB each; a new experiment
+    starts empty) until the budget is spent; returns False when Ctrl-C stopped it."""
     from ray import tune
 
     from nas.trainable import run_trial, trial_resources
-    from nas.tune_bridge import METRIC, ControllerSearcher, LedgerCallback
+    from nas.tune_bridge import METRIC, ControllerSearcher, LedgerCallback, StopWhen
 
-    scheduler = None
-    if config.early_stopping.enabled:
-        from ray.tune.schedulers import ASHAScheduler
-        scheduler = ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode="max",
-                                  max_t=config.proxy_config().epochs,
-                                  grace_period=config.early_stopping.grace_epochs,
-                                  reduction_factor=config.early_stopping.reduction_factor)
     resources = dataclasses.asdict(config.resources)
-    tuner = tune.Tuner(
-        tune.with_resources(run_trial, trial_resources(resources)),
-        tune_config=tune.TuneConfig(
-            search_alg=ControllerSearcher(state), scheduler=scheduler, num_samples=-1,
-            max_concurrent_trials=config.concurrency,
-            # A trial over several hosts needs a fresh process to start jax.distributed in.
-            reuse_actors=config.resources.hosts == 1,
-            trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
-        run_config=tune.RunConfig(
-            name=f"session-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=str((folder / layout.TUNE_DIR).absolute()), verbose=0,
-            failure_config=tune.FailureConfig(max_failures=config.retries),
-            callbacks=[LedgerCallback(state)], log_to_file=True))
-    tuner.fit()
+    session = time.strftime("%Y%m%d-%H%M%S")
+    with Interrupt() as interrupt:
+        for part in itertools.count():
+            if state.complete or interrupt.requested:
+                break
+            scheduler = None
+            if config.early_stopping.enabled:
+                from ray.tune.schedulers import ASHAScheduler
+                scheduler = ASHAScheduler(
+                    time_attr="training_iteration", metric=METRIC, mode="max",
+                    max_t=config.proxy_config().epochs,
+                    grace_period=config.early_stopping.grace_epochs,
+                    reduction_factor=config.early_stopping.reduction_factor)
+            searcher = ControllerSearcher(state, TRIALS_PER_EXPERIMENT)
+            tune.Tuner(
+                tune.with_resources(run_trial, trial_resources(resources)),
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                    max_concurrent_trials=config.concurrency,
+                    # A trial over several hosts needs a fresh process for jax.distributed.
+                    reuse_actors=config.resources.hosts == 1,
+                    trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
+                run_config=tune.RunConfig(
+                    name=f"session-{session}-{part}",
+                    storage_path=str((folder / layout.TUNE_DIR).absolute()), verbose=0,
+                    stop=StopWhen(lambda: interrupt.requested),
+                    failure_config=tune.FailureConfig(max_failures=config.retries),
+                    callbacks=[LedgerCallback(state)], log_to_file=True)).fit()
+            state.requeue_unfinished()
+            if searcher.handed_out == 0:  # the controller has nothing more to propose
+                break
+    return not interrupt.requested
+
+
+class Interrupt:
+    """Ctrl-C during a search: the first stops it (running trials run again on resume), a
+    second aborts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self) -> "Interrupt":
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("stopping the search; running trials will run again when it is resumed "
+              "(Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self.previous)
 
 
 def _trial_id(trial) -> str:
@@ -177,10 +226,18 @@ def _trial_id(trial) -> str:
 
 # -- Ray ---------------------------------------------------------------------------------------
 
-def _log_to_file(path: Path) -> None:
-    """Ray's and Tune's Python logs and warnings go to `path`, not the console."""
-    handler = logging.FileHandler(path)
+def log_handler(folder: Path) -> logging.Handler:
+    """The run's log file, `logs/driver.log`."""
+    logs = folder / layout.LOGS_DIR
+    logs.mkdir(exist_ok=True)
+    handler = logging.FileHandler(logs / "driver.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    return handler
+
+
+def route_logs(handler: logging.Handler) -> None:
+    """Ray's, Tune's, JAX's and TFDS's Python logs and warnings go to `handler`, not the
+    console (again after ray.init, which clears the handlers of its logger)."""
     for name in ("ray", "py.warnings", "jax", "absl"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
@@ -190,13 +247,16 @@ def _log_to_file(path: Path) -> None:
     warnings.simplefilter("default")
 
 
-def _start_ray(folder: Path, address: Optional[str], config: SearchConfig) -> None:
+def _start_ray(folder: Path, address: Optional[str], config: SearchConfig,
+               handler: logging.Handler) -> None:
     """Joins `address`, or starts Ray on this machine listening on loopback only, after ending
     what a killed driver of this run left behind."""
     # Tune's console output: the old, quiet reporter; no per-trial result files.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(config.concurrency))
+    # Epoch reports and failures carry no reward; the ledger, not Tune, judges results.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if not address:
         # Read when Ray is imported: with cluster mode off, Ray's node address is the loopback
         # one, and every Ray server binds that address only.
@@ -211,9 +271,7 @@ def _start_ray(folder: Path, address: Optional[str], config: SearchConfig) -> No
         _end_orphans(folder / RAY_PROCESSES_FILE)
         ray.init(include_dashboard=False, **common)
         _record_processes(folder / RAY_PROCESSES_FILE)
-    logs = folder / layout.LOGS_DIR
-    logs.mkdir(exist_ok=True)
-    _log_to_file(logs / "ray.log")  # after ray.init, which clears the handlers of its logger
+    route_logs(handler)
 
 
 def _stop_ray() -> None:

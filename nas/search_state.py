@@ -154,6 +154,14 @@ class SearchState:
         self.finished += 1
         self.events(status, trial_id, {"reward": reward, "error": error, **metrics})
 
+    def requeue_unfinished(self) -> None:
+        """Hands out again the trials Tune ended without a result (an interrupted experiment)."""
+        pending = set(self.rerun)
+        self.rerun.extend(sorted(self.in_flight - pending, key=self._proposal_order))
+
+    def _proposal_order(self, trial_id: str) -> int:
+        return self.ledger.trial(trial_id)["seq"]
+
     # -- controller checkpoints --------------------------------------------------------------
     def _take_checkpoint(self) -> Optional[Dict[str, Any]]:
         if time.monotonic() - self._last_checkpoint < self.checkpoint_every_s:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 from ray.tune.experiment import Trial
 from ray.tune.search import Searcher
 
@@ -27,15 +27,19 @@ class _HoldsState:
 
 
 class ControllerSearcher(_HoldsState, Searcher):
-    """Tune's search algorithm: each suggestion is the next trial of the `SearchState`."""
+    """Tune's search algorithm: each suggestion is the next trial of the `SearchState`, up to
+    `limit` trials in this Tune experiment."""
 
-    def __init__(self, state: SearchState):
-        super().__init__(metric=METRIC, mode="max")
-        self.state = state
+    def __init__(self, state: SearchState, limit: int):
+        super().__init__()
+        self.state, self.limit, self.handed_out = state, limit, 0
 
     def suggest(self, trial_id: str):
-        payload = self.state.next_payload()
-        return Searcher.FINISHED if payload is None else payload
+        payload = None if self.handed_out >= self.limit else self.state.next_payload()
+        if payload is None:
+            return Searcher.FINISHED
+        self.handed_out += 1
+        return payload
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         """Results reach the state through `LedgerCallback`, which sees the error text."""
@@ -49,7 +53,7 @@ class ControllerSearcher(_HoldsState, Searcher):
 
 class LedgerCallback(_HoldsState, Callback):
     """Trial starts, epochs, results and errors into the `SearchState`; finished trials are
-    dropped from Tune's trial list so the driver's memory does not grow with the search."""
+    dropped from Tune's trial list."""
 
     def __init__(self, state: SearchState):
         self.state = state
@@ -69,6 +73,19 @@ class LedgerCallback(_HoldsState, Callback):
 
     def on_step_end(self, iteration, trials, **info) -> None:
         trials[:] = [t for t in trials if t.status not in (Trial.TERMINATED, Trial.ERROR)]
+
+
+class StopWhen(Stopper):
+    """Ends the Tune experiment, stopping its running trials, once `requested()` is true."""
+
+    def __init__(self, requested):
+        self.requested = requested
+
+    def __call__(self, trial_id, result) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.requested()
 
 
 def _error_text(trial) -> str:
