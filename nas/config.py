@@ -42,9 +42,10 @@ class ControllerSection:
     name: str = "evolution"
     seed: int = 0
     initial: Tuple[str, ...] = ("resnet50-seed",)
-    initial_mutants: int = 0
+    initial_mutants: int = 5
     failure_reward: float = 0.0
-    evolution: EvolutionConfig = EvolutionConfig()
+    # The default search's small budget: the first population is the seed and its mutants.
+    evolution: EvolutionConfig = EvolutionConfig(population_size=6, tournament_size=3)
     ppo: PPOConfig = PPOConfig()
 
     def __post_init__(self):
@@ -154,7 +155,11 @@ class EarlyStoppingSection:
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
-    """A whole search: what is searched, how, on what proxy, with which resources and budget."""
+    """A whole search: what is searched, how, on what proxy, with which resources and budget.
+
+    The defaults are `make search`: 14 trials of the `default` proxy, two side by side with a
+    core each (64 trials an hour on 2 cores against 53 one at a time on both:
+    bench/results/search_throughput_concurrency.json), about 14 minutes."""
 
     space: str = "spinenet-49"
     controller: ControllerSection = ControllerSection()
@@ -164,7 +169,7 @@ class SearchConfig:
     resources: ResourcesSection = ResourcesSection()
     early_stopping: EarlyStoppingSection = EarlyStoppingSection()
     retries: int = 2
-    max_trials: int = 10
+    max_trials: int = 14
     concurrency: int = 2
 
     def __post_init__(self):

@@ -9,6 +9,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from nas.config import SearchConfig, dump_config
 from nas.console import stdout_to
 from nas.export import best_trial, export_top
 from nas.ledger import DONE, LEDGER_FILE, Ledger
+from nas.preload import release_free_memory
 from nas.progress import Progress
 from nas.run_dir import RunLock, code_version
 from nas.search_state import SearchState
@@ -48,26 +50,34 @@ class RunOptions:
 def run_search(config: Optional[SearchConfig], options: RunOptions,
                overrides: Optional[Dict] = None) -> int:
     """Starts (`config`) or resumes (`options.resume`, with `overrides` of max_trials and
-    concurrency) the run `results_dir/name`; returns the exit status."""
+    concurrency) the run `results_dir/name`; returns the exit status. A new run that stops
+    before its first trial leaves no folder behind."""
     folder = options.results_dir / options.name
-    if options.resume:
-        if not (folder / LEDGER_FILE).exists():
-            raise ValueError(f"--resume: no search {options.name!r} in {str(options.results_dir)!r}")
-        lock = RunLock(folder).acquire()
-        ledger = Ledger(folder / LEDGER_FILE)
-        config = _resumed_config(ledger, overrides or {}, options.allow_version_change)
-    else:
+    if options.resume and not (folder / LEDGER_FILE).exists():
+        raise ValueError(f"--resume: no search {options.name!r} in {str(options.results_dir)!r}")
+    if not options.resume:
         if folder.exists():
             raise ValueError(f"--name: {str(folder)!r} exists; resume it with --resume or "
                              f"choose another name")
         folder.mkdir(parents=True)
-        lock = RunLock(folder).acquire()
-        ledger = _new_ledger(folder, config)
+    lock, ledger, started = RunLock(folder), None, False
     try:
-        return _run(folder, config, ledger, options)
+        lock.acquire()
+        if options.resume:
+            ledger = Ledger(folder / LEDGER_FILE)
+            config = _resumed_config(ledger, overrides or {}, options.allow_version_change)
+        else:
+            ledger = _new_ledger(folder, config)
+        status = _run(folder, config, ledger, options)
+        started = True
+        return status
     finally:
-        ledger.close()
+        started = started or (ledger is not None and ledger.meta("seq", 0) > 0)
+        if ledger is not None:
+            ledger.close()
         lock.release()
+        if not options.resume and not started:
+            shutil.rmtree(folder)
 
 
 def _new_ledger(folder: Path, config: SearchConfig) -> Ledger:
@@ -122,8 +132,8 @@ def _run(folder: Path, config: SearchConfig, ledger: Ledger, options: RunOptions
     state = SearchState(config, ledger, events)
     interrupted = False
     if not state.complete:
-        _start_ray(folder, options.address, config, handler)
         try:
+            _start_ray(folder, options.address, config, handler)
             with progress:
                 interrupted = not _tune(folder, config, state)
         finally:
@@ -155,46 +165,52 @@ def _run(folder: Path, config: SearchConfig, ledger: Ledger, options: RunOptions
 
 def _tune(folder: Path, config: SearchConfig, state: SearchState) -> bool:
     """Runs the trials through Tune experiments of at most `TRIALS_PER_EXPERIMENT` trials each
-    (Tune keeps every trial of an experiment in memory, about 75 kB each; a new experiment
-    starts empty) until the budget is spent; returns False when Ctrl-C stopped it."""
-    from ray import tune
+    until the budget is spent; returns False when Ctrl-C stopped it. Tune keeps every trial of
+    an experiment in memory (about 80 kB each); a new experiment starts empty, and what the
+    last one held goes back to the OS."""
+    from nas.tune_bridge import ControllerSearcher, StopWhen
 
-    from nas.trainable import run_trial, trial_resources
-    from nas.tune_bridge import METRIC, ControllerSearcher, LedgerCallback, StopWhen
-
-    resources = dataclasses.asdict(config.resources)
     session = time.strftime("%Y%m%d-%H%M%S")
     with Interrupt() as interrupt:
         for part in itertools.count():
             if state.complete or interrupt.requested:
                 break
-            scheduler = None
-            if config.early_stopping.enabled:
-                from ray.tune.schedulers import ASHAScheduler
-                scheduler = ASHAScheduler(
-                    time_attr="training_iteration", metric=METRIC, mode="max",
-                    max_t=config.proxy_config().epochs,
-                    grace_period=config.early_stopping.grace_epochs,
-                    reduction_factor=config.early_stopping.reduction_factor)
             searcher = ControllerSearcher(state, TRIALS_PER_EXPERIMENT)
-            tune.Tuner(
-                tune.with_resources(run_trial, trial_resources(resources)),
-                tune_config=tune.TuneConfig(
-                    search_alg=searcher, scheduler=scheduler, num_samples=-1,
-                    max_concurrent_trials=config.concurrency,
-                    # A trial over several hosts needs a fresh process for jax.distributed.
-                    reuse_actors=config.resources.hosts == 1,
-                    trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
-                run_config=tune.RunConfig(
-                    name=f"session-{session}-{part}",
-                    storage_path=str((folder / layout.TUNE_DIR).absolute()), verbose=0,
-                    stop=StopWhen(lambda: interrupt.requested),
-                    failure_config=tune.FailureConfig(max_failures=config.retries),
-                    callbacks=[LedgerCallback(state)], log_to_file=True)).fit()
+            _tuner(folder, config, state, searcher, f"session-{session}-{part}",
+                   StopWhen(lambda: interrupt.requested)).fit()
+            release_free_memory()
             state.requeue_unfinished()
             if searcher.handed_out == 0:  # the controller has nothing more to propose
                 break
     return not interrupt.requested
+
+
+def _tuner(folder: Path, config: SearchConfig, state: SearchState, searcher, name: str, stopper):
+    """One Tune experiment: our trainable with the config's resources, ASHA if asked for."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from nas.trainable import run_trial, trial_resources
+    from nas.tune_bridge import METRIC, LedgerCallback, NoTrialProgress
+
+    scheduler = None
+    if config.early_stopping.enabled:
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode="max",
+                                  max_t=config.proxy_config().epochs,
+                                  grace_period=config.early_stopping.grace_epochs,
+                                  reduction_factor=config.early_stopping.reduction_factor)
+    return tune.Tuner(
+        tune.with_resources(run_trial, trial_resources(dataclasses.asdict(config.resources))),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=scheduler, num_samples=-1,
+            max_concurrent_trials=config.concurrency,
+            # A trial over several hosts needs a fresh process to start jax.distributed in.
+            reuse_actors=config.resources.hosts == 1,
+            trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
+        run_config=tune.RunConfig(
+            name=name, storage_path=str((folder / layout.TUNE_DIR).absolute()), verbose=0,
+            stop=stopper, failure_config=tune.FailureConfig(max_failures=config.retries),
+            callbacks=[LedgerCallback(state), NoTrialProgress()], log_to_file=True))
 
 
 class Interrupt:
@@ -262,6 +278,10 @@ def _start_ray(folder: Path, address: Optional[str], config: SearchConfig,
         # one, and every Ray server binds that address only.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         os.environ.setdefault("RAY_AUTH_MODE", "token")  # token auth, without a console notice
+        # Trials get the driver's preloaded allocator (nas.preload's tcmalloc), which the
+        # raylet would otherwise strip from its workers.
+        if "LD_PRELOAD" in os.environ:
+            os.environ.setdefault("RAY_LD_PRELOAD_ON_WORKERS", "1")
     import ray
 
     common = dict(log_to_driver=False, configure_logging=False)
@@ -271,7 +291,20 @@ def _start_ray(folder: Path, address: Optional[str], config: SearchConfig,
         _end_orphans(folder / RAY_PROCESSES_FILE)
         ray.init(include_dashboard=False, **common)
         _record_processes(folder / RAY_PROCESSES_FILE)
+        _check_fits(config, ray.cluster_resources())
     route_logs(handler)
+
+
+def _check_fits(config: SearchConfig, available: Dict[str, float]) -> None:
+    """A trial asking for more than this machine has would wait forever: refuse it."""
+    wanted = {"CPU": config.resources.cpus * config.resources.hosts,
+              "GPU": config.resources.gpus * config.resources.hosts,
+              "TPU": config.resources.tpus * config.resources.hosts}
+    for name, amount in wanted.items():
+        if amount > available.get(name, 0):
+            raise ValueError(f"resources: a trial needs {amount:g} {name} but this machine has "
+                             f"{available.get(name, 0):g}; lower resources or join a cluster "
+                             f"with --address")
 
 
 def _stop_ray() -> None:

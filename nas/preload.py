@@ -27,6 +27,17 @@ def preload_env(environ=os.environ) -> Optional[dict]:
     return env
 
 
+def release_free_memory() -> None:
+    """Hands the allocator's free pages back to the OS: tcmalloc keeps them here
+    (TCMALLOC_RELEASE_RATE=0), glibc keeps them in its arenas. A long-lived process calls this
+    after freeing a lot, so that what it freed stops counting in its resident memory."""
+    process = ctypes.CDLL(None)
+    if hasattr(process, "MallocExtension_ReleaseFreeMemory"):
+        process.MallocExtension_ReleaseFreeMemory()
+    elif hasattr(process, "malloc_trim"):
+        process.malloc_trim(0)
+
+
 def reexec(args: List[str]) -> None:
     """Replaces this process by `python ARGS` under tcmalloc; returns where it cannot."""
     env = preload_env()

@@ -35,20 +35,22 @@ def enable_compile_cache() -> None:
 def size_cpu_threads(cpus: float) -> None:
     """Makes XLA's CPU thread pool as large as the trial's CPU share, so concurrent trials do
     not oversubscribe the cores. XLA sizes the pool from the affinity mask when its client
-    starts; the mask is widened again afterwards so the OS still balances the threads.
-    Does nothing once JAX's backend is up or where affinity cannot be set."""
+    starts; afterwards every thread of the process gets the whole mask back (affinity is per
+    thread), so the OS still moves them to idle cores. Does nothing once JAX's backend is up
+    or where affinity cannot be set."""
     import jax
 
     if not hasattr(os, "sched_setaffinity") or jax._src.xla_bridge.backends_are_initialized():
         jax.devices()
         return
-    cores = sorted(os.sched_getaffinity(0))
+    cores = os.sched_getaffinity(0)
     wanted = max(1, int(cpus))
     if wanted >= len(cores):
         jax.devices()
         return
-    os.sched_setaffinity(0, cores[:wanted])
+    os.sched_setaffinity(0, sorted(cores)[:wanted])
     try:
         jax.devices()
     finally:
-        os.sched_setaffinity(0, cores)
+        for thread in os.listdir("/proc/self/task"):
+            os.sched_setaffinity(int(thread), cores)

@@ -8,6 +8,7 @@ from typing import Optional
 
 from ray.tune import Callback, Stopper
 from ray.tune.experiment import Trial
+from ray.tune.progress_reporter import TrialProgressCallback
 from ray.tune.search import Searcher
 
 from nas.search_state import SearchState
@@ -73,6 +74,20 @@ class LedgerCallback(_HoldsState, Callback):
 
     def on_step_end(self, iteration, trials, **info) -> None:
         trials[:] = [t for t in trials if t.status not in (Trial.TERMINATED, Trial.ERROR)]
+
+
+class NoTrialProgress(TrialProgressCallback):
+    """Stands in for Tune's trial progress printer, which prints nothing at verbose 0 yet keeps
+    every trial it saw; our own display is `nas.progress`."""
+
+    def on_trial_result(self, *args, **kwargs) -> None:
+        pass
+
+    def on_trial_error(self, *args, **kwargs) -> None:
+        pass
+
+    def on_trial_complete(self, *args, **kwargs) -> None:
+        pass
 
 
 class StopWhen(Stopper):

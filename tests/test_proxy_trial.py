@@ -190,3 +190,19 @@ def test_cli_proxy_exits_3_when_the_loss_becomes_nan(cli_on_one_device, capsys):
     status, _, stderr = cli_on_one_device(capsys, "learning_rate=1e30", "clip_norm=0")
     assert status == 3
     assert stderr.startswith("nas proxy: trial failed: loss became nan at step ")
+
+
+def test_cli_proxy_json_is_one_document_while_the_dataset_is_built(tmp_path, monkeypatch, capsys):
+    """TFDS prints while it builds a fresh dataset; `--json` keeps stdout to the JSON."""
+    from proxy_tasks import trial
+
+    def build_then_report(spec, config, seed, report):
+        trial.prepare_data(config)
+        return {"ap": 0.5, "reward": 0.5, "seed": seed}
+
+    monkeypatch.setattr(trial, "run_proxy_trial", build_then_report)
+    assert main(["proxy", "resnet50-seed", "--preset", "tiny", "--json",
+                 "--set", f"data_dir={tmp_path}"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"ap": 0.5, "reward": 0.5, "seed": 0}
+    assert "Downloading and preparing dataset" in captured.err

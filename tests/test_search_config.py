@@ -104,3 +104,15 @@ def test_resnet50_seed_is_a_builtin_model(capsys):
     # Scale-decreasing: ResNet-50's blocks level by level, outputs L3..L7.
     assert [b.level for b in spec.blocks] == [2, 3, 3, 3, 4, 4, 4, 4, 4, 5, 3, 4, 5, 6, 7]
     assert out["backbone_params"] != 21_831_488 and out["levels"]["7"] == [5, 5, 256]
+
+
+def test_trial_metrics_are_the_mean_over_seeds():
+    from nas.trainable import summarize
+
+    runs = [{"reward": r, "ap": r, "ap50": 2 * r, "compile_s": c, "params": 7, "flops": 9,
+             "spec_hash": "h", "seed": s} for r, c, s in ((0.1, 30.0, 0), (0.4, 2.0, 1))]
+    result = summarize(runs)
+    assert result["reward"] == pytest.approx(0.25) and result["ap50"] == pytest.approx(0.5)
+    assert result["reward_std"] == pytest.approx(0.15) and result["compile_s"] == 16.0
+    assert (result["params"], result["flops"], result["status"]) == (7, 9, "ok")
+    assert [r["seed"] for r in result["per_seed"]] == [0, 1]

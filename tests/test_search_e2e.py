@@ -23,15 +23,18 @@ def env(tmp_path_factory):
     return nas_env(tmp_path_factory.mktemp("datasets"))
 
 
-# Every detection counts, so the tiny preset's AP is not 0 and depends on the parameters.
-TINY = ["--set", "proxy.preset=tiny", "--set", "proxy.set=score_threshold=0.0"]
+# Two epochs, each evaluated for ASHA (halving after the first); every detection counts, so
+# the tiny preset's AP is not 0 and depends on the parameters.
+TINY = ["--set", "proxy.preset=tiny", "--set", "proxy.set=[score_threshold=0.0, epochs=2]",
+        "--set", "early_stopping.enabled=true", "--set", "early_stopping.reduction_factor=2"]
 
 
 @pytest.fixture(scope="module")
 def tiny_run(env, tmp_path_factory):
+    """Two trials one after the other, so ASHA's decision on the second is known."""
     results = tmp_path_factory.mktemp("results")
-    out = run(["search", *TINY, "--max-trials", 2, "--concurrency", 2, "--name", "tiny",
-               "--results-dir", results, "--quiet"], env, timeout=900)
+    out = run(["search", *TINY, "--max-trials", 2, "--concurrency", 1,
+               "--name", "tiny", "--results-dir", results, "--quiet"], env, timeout=900)
     return results, out
 
 
@@ -51,7 +54,7 @@ def test_tiny_search_trains_reports_and_exports(tiny_run, env, tmp_path):
     # The console: the summary line, one line per trial, the end; nothing from Ray or Tune.
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("search tiny: space spinenet-49, controller evolution")
-    assert sorted(line.split()[1] for line in lines[1:3]) == ["evolution-0", "evolution-1"]
+    assert [line.split()[1] for line in lines[1:3]] == ["evolution-0", "evolution-1"]
     assert [line[:5] for line in lines[1:3]] == ["[1/2]", "[2/2]"]
     assert lines[3].startswith("search tiny: 2 trials done, 0 failed") and len(lines) == 5
     assert "Ray" not in out.stderr and "Tune" not in out.stderr
@@ -97,6 +100,20 @@ def test_tiny_search_trains_reports_and_exports(tiny_run, env, tmp_path):
     assert run(["report", "tiny", "--results-dir", results], env).returncode == 0
 
 
+def test_asha_stops_the_second_trial_only_when_it_is_behind_after_one_epoch(tiny_run):
+    results, out = tiny_run
+    assert out.returncode == 0, out.stderr
+    first, first_epochs = _trial_rows(results / "tiny", "evolution-0")
+    second, second_epochs = _trial_rows(results / "tiny", "evolution-1")
+    assert [e["epoch"] for e in first_epochs] == [1, 2] and "stopped_early" not in first
+    # ASHA with reduction factor 2 keeps a trial at its first rung iff its reward is at least
+    # the median of the rewards recorded there: with two trials, iff it is not behind.
+    behind = second_epochs[0]["reward"] < first_epochs[0]["reward"]
+    assert [e["epoch"] for e in second_epochs] == ([1] if behind else [1, 2])
+    assert second.get("stopped_early", False) == behind
+    assert second["reward"] == second_epochs[-1]["reward"]
+
+
 def test_trial_over_two_hosts_trains_like_one_process(tiny_run, env, tmp_path):
     results, single = tiny_run
     assert single.returncode == 0, single.stderr
@@ -109,11 +126,12 @@ def test_trial_over_two_hosts_trains_like_one_process(tiny_run, env, tmp_path):
     (two, one) = metrics["per_seed"][0], one_metrics["per_seed"][0]
     assert (two["processes"], two["devices"], one["processes"], one["devices"]) == (2, 2, 1, 1)
     assert two["global_batch"] == one["global_batch"] == 8  # each process fed half of it
-    assert [e["epoch"] for e in epochs] == [e["epoch"] for e in one_epochs] == [1]
+    assert [e["epoch"] for e in epochs] == [e["epoch"] for e in one_epochs] == [1, 2]
     # Each process fed half of every global batch: the same maths as one device on the whole
     # batch, up to the order of the cross-device sums.
-    for key in ("train_loss", "train_cls_loss", "train_box_loss"):
-        np.testing.assert_allclose(epochs[0][key], one_epochs[0][key], rtol=1e-5)
+    for two_epoch, one_epoch in zip(epochs, one_epochs):
+        for key in ("train_loss", "train_cls_loss", "train_box_loss"):
+            np.testing.assert_allclose(two_epoch[key], one_epoch[key], rtol=1e-5)
     assert two["steps"] == one["steps"] and metrics["params"] == one_metrics["params"]
     np.testing.assert_allclose(two["ap"], one["ap"], rtol=1e-3)
     assert one["ap"] > 0

@@ -139,3 +139,26 @@ def test_budget_grows_on_resume(tmp_path):
     drive(more)
     counts = ledger.counts()
     assert counts[DONE] == 8 and all(t["attempts"] == 1 for t in ledger.trials([DONE]))
+
+
+def test_an_early_stopped_trial_keeps_its_last_evaluated_reward(tmp_path):
+    cfg = config("evolution", max_trials=3)
+    ledger = Ledger(tmp_path / "l.sqlite", create=True)
+    state = SearchState(cfg, ledger)
+    first, second, third = (state.next_payload()["trial_id"] for _ in range(3))
+    for trial_id in (first, second, third):
+        state.started(trial_id)
+    state.epoch(first, {"epoch": 1, "seed": 0, "train_loss": 2.5, "reward": 0.25})
+    # ASHA stopped `first` after its first epoch: Tune hands over that epoch's result.
+    state.completed(first, {"epoch": 1, "reward": 0.25, "ap": 0.25, "training_iteration": 1})
+    state.completed(second, {"epoch": 1, "training_iteration": 1})  # stopped before evaluating
+    state.completed(third, {FINAL: True, "status": "ok", "reward": 0.5, "ap": 0.5})
+    rows = {t["trial_id"]: t for t in ledger.trials()}
+    assert (rows[first]["status"], rows[first]["reward"]) == (DONE, 0.25)
+    assert rows[first]["metrics"] == {"reward": 0.25, "ap": 0.25, "epoch": 1,
+                                      "stopped_early": True}  # Tune's own keys dropped
+    assert (rows[second]["status"], rows[second]["error"]) == (FAILED, "stopped before its "
+                                                               "first evaluation")
+    assert rows[third]["metrics"] == {"reward": 0.5, "ap": 0.5}
+    assert [e["metrics"]["train_loss"] for e in ledger.epochs(first)] == [2.5]
+    assert state.complete
