@@ -34,9 +34,11 @@ class EvolutionConfig:
 
 
 class RegularizedEvolution(Controller):
-    """The first P proposals are the initial genomes then random ones; after that each proposal
-    is a mutated tournament winner of the current population (random while it is still empty).
-    Every result, failures included (with `failure_reward`), joins the population."""
+    """After the initial genomes, each proposal is a mutated tournament winner of the current
+    population. With initial genomes this starts at once (a mutant of one of them while no
+    result is in), so a small budget is spent around them; without any, the first P proposals
+    are random, as in Real et al. Every result, failures included (with `failure_reward`),
+    joins the population."""
 
     kind = "evolution"
 
@@ -48,7 +50,11 @@ class RegularizedEvolution(Controller):
         self.population = collections.deque(maxlen=config.population_size)  # (genome, reward)
 
     def _next(self):
-        if self.num_proposed < self.config.population_size or not self.population:
+        if not self.population and self.initial_genomes:
+            start = self.initial_genomes[self.rng.integers(len(self.initial_genomes))]
+            return mutate(start, self.space, self.rng), None
+        if not self.population or (not self.initial_genomes
+                                   and self.num_proposed < self.config.population_size):
             return random_genome(self.space, self.rng), None
         size = min(self.config.tournament_size, len(self.population))
         picks = self.rng.choice(len(self.population), size=size, replace=False)

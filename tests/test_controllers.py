@@ -17,7 +17,13 @@ FACTORIES = {
     "random": lambda space, seed: RandomSearch(space, seed=seed),
     "evolution": lambda space, seed: RegularizedEvolution(space, EvolutionConfig(8, 3, 0.5),
                                                           seed=seed),
+    # Without initial genomes evolution starts from P random ones (a branch of its own).
+    "evolution-random-start": lambda space, seed: RegularizedEvolution(
+        space, EvolutionConfig(8, 3), seed=seed, initial_genomes=()),
     "ppo": lambda space, seed: PPOController(space, SMALL_PPO, seed=seed),
+    # Neither the seed's prior nor the exploration floor (the defaults have both).
+    "ppo-plain": lambda space, seed: PPOController(
+        space, dataclasses.replace(SMALL_PPO, initial_bias=0.0, explore=0.0), seed=seed),
 }
 
 
@@ -36,7 +42,7 @@ def test_every_proposal_is_valid(name, space, seed):
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_seed_genome_first_then_same_seed_same_sequence(name):
     runs = [drive(FACTORIES[name](SPACE, 5), 25) for _ in range(2)]
-    assert runs[0][0].genome == seed_genome(SPACE)
+    assert (runs[0][0].genome == seed_genome(SPACE)) == (name != "evolution-random-start")
     assert runs[0] == runs[1]
     assert len({p.id for p in runs[0]}) == len(runs[0])
     other = drive(FACTORIES[name](SPACE, 6), 25)
@@ -102,6 +108,18 @@ def test_evolution_mutates_the_tournament_winner():
         child = controller.propose().genome
         distances = [distance(child, member, SPACE)["total"] for member in members]
         assert distances[1] <= 4 < min(distances[:1] + distances[2:]), distances
+
+
+def test_evolution_from_initial_genomes_evolves_at_once():
+    """Given the seed, evolution spends no proposal on random genomes, however large P: each
+    proposal after the seed is one mutation (at most 2 decisions) from the seed or an earlier
+    one (or a repeat of one), proposals made before any result included."""
+    controller = RegularizedEvolution(SPACE, EvolutionConfig(100, 25), seed=0)
+    made = drive(controller, 60)
+    assert made[0].genome == seed_genome(SPACE) and len(made) == 62
+    for k, proposal in enumerate(made[1:], 1):
+        assert min(distance(proposal.genome, earlier.genome, SPACE)["total"]
+                   for earlier in made[:k]) <= 2, k
 
 
 def test_evolution_population_ages_out_oldest():
