@@ -16,7 +16,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from search_space.genome import Genome, seed_genome
+from search_space.genome import Genome, position_labels, seed_genome
 from search_space.space import ADJUSTMENTS, CONNECTIONS, ORDER, SearchSpace
 
 LEVEL, OUTPUT, OFFSET, BLOCK_FN, PARENT1, PARENT2 = range(6)
@@ -44,6 +44,20 @@ class DecisionTable:
     @property
     def num_features(self) -> int:
         return self.space.num_stem_blocks + self.space.num_blocks - 1
+
+    def encode(self, genome: Genome) -> Tuple[int, ...]:
+        """The vocabulary ids that decode to `genome`'s network (parents in sorted order)."""
+        space, labels = self.space, position_labels(genome, self.space)
+        local = {
+            LEVEL: lambda p: self.levels.index(space.intermediate_base_levels[labels[p]]),
+            OUTPUT: lambda p: labels[p] - space.num_intermediate,
+            OFFSET: lambda p: space.level_offsets.index(genome.level_offsets[labels[p]]),
+            BLOCK_FN: lambda p: space.block_fns.index(genome.block_fns[labels[p]]),
+            PARENT1: lambda p: genome.parents[p][0],
+            PARENT2: lambda p: genome.parents[p][1],
+        }
+        return tuple(self.starts[kind] + local[kind](int(p))
+                     for kind, p in zip(self.kinds, self.positions))
 
     def decode(self, actions: Sequence[int]) -> Genome:
         """The genome a sequence of vocabulary ids stands for."""

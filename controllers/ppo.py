@@ -31,18 +31,28 @@ class PPOController(Controller):
         super().__init__(space, seed, initial_genomes, failure_reward)
         self.config = config
         self.program = policy_program(space, config)
-        self.params, self.opt_state = self.program.init(jax.random.PRNGKey(seed))
+        self.params, self.opt_state = self.program.init(jax.random.PRNGKey(seed),
+                                                        self._prior())
         self.queue = []    # [actions, logp] sampled, not yet proposed
         self.buffer = []   # [actions, logp, advantage] awaiting an update
         self.baseline: Optional[float] = None
         self.num_batches = 0
         self.num_updates = 0
 
+    def _prior(self) -> np.ndarray:
+        """[T, vocab] logits: `initial_bias` on each initial genome's decisions, shared."""
+        table, genomes = self.program.table, self.initial_genomes
+        prior = np.zeros((table.num_steps, table.vocab), np.float32)
+        for genome in genomes:
+            prior[np.arange(table.num_steps), table.encode(genome)] += \
+                self.config.initial_bias / len(genomes)
+        return prior
+
     def _next(self):
         if not self.queue:
             key = jax.random.fold_in(jax.random.PRNGKey(self.seed), self.num_batches)
             actions, logps = jax.device_get(self.program.sample(self.params, key))
-            self.queue = [[a.tolist(), float(lp)] for a, lp in zip(actions, logps)]
+            self.queue = [[a.tolist(), lp.tolist()] for a, lp in zip(actions, logps)]
             self.num_batches += 1
         actions, logp = self.queue.pop(0)
         return self.program.table.decode(actions), {"actions": actions, "logp": logp}

@@ -29,20 +29,28 @@ class PPOConfig:
     """Policy size, sampling and PPO settings.
 
     batch_size K: samples drawn per policy call and feedbacks per update; epochs: gradient steps
-    per update over the batch; temperature divides the logits (sampling and training alike);
-    entropy_coef weighs the mean per-decision entropy; baseline_decay is the moving average's.
+    per update over the batch; clip_eps clips each decision's probability ratio (a ratio of the
+    whole sequence of ~70 decisions would let each move by a 70th of that per update);
+    temperature divides the logits (sampling and training alike); entropy_coef weighs the mean
+    per-decision entropy; baseline_decay is the moving average's; initial_bias is the logit
+    the untrained policy adds to the initial genomes' decisions (shared among them), so its
+    first samples are their neighbours rather than uniform ones; explore is the rate of a
+    uniform choice mixed into every decision, a floor that keeps a converged policy trying each
+    decision's other values (the search's last steps) instead of repeating itself.
     """
 
     hidden: int = 64
     embed: int = 32
     batch_size: int = 16
     epochs: int = 4
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-2
     clip_eps: float = 0.2
     entropy_coef: float = 3e-2
     temperature: float = 1.0
     baseline_decay: float = 0.95
     normalize_advantages: bool = True
+    initial_bias: float = 3.0
+    explore: float = 0.05
 
     def __post_init__(self):
         for field in ("hidden", "embed", "batch_size", "epochs"):
@@ -52,6 +60,10 @@ class PPOConfig:
         for field in ("learning_rate", "clip_eps", "temperature"):
             if not getattr(self, field) > 0:
                 raise ValueError(f"{field}: must be > 0, got {getattr(self, field)!r}")
+        if not 0 <= self.explore < 1:
+            raise ValueError(f"explore: must be in [0, 1), got {self.explore!r}")
+        if not self.initial_bias >= 0:
+            raise ValueError(f"initial_bias: must be >= 0, got {self.initial_bias!r}")
         if not self.entropy_coef >= 0:
             raise ValueError(f"entropy_coef: must be >= 0, got {self.entropy_coef!r}")
         if not 0 <= self.baseline_decay < 1:
@@ -96,13 +108,15 @@ class PolicyProgram:
 
     table: DecisionTable
     config: PPOConfig
-    init: Callable      # key -> (params, opt_state)
-    sample: Callable    # (params, key) -> (actions [K, T], logp [K])
-    update: Callable    # (params, opt_state, actions, old_logp, advantages) -> (params, opt_state)
+    init: Callable      # (key, prior [T, vocab]) -> (params, opt_state)
+    sample: Callable    # (params, key) -> (actions [K, T], logp [K, T])
+    update: Callable    # (params, opt_state, actions, old_logp [K, T], advantages) -> (params, opt_state)
 
 
-def _masked_logits(table: DecisionTable, net: PolicyNet, temperature: float, params, carry, t):
-    """One step: the LSTM carry after it and its masked, tempered logits."""
+def _log_probs(table: DecisionTable, net: PolicyNet, temperature: float, explore: float,
+               params, carry, t):
+    """One step: the LSTM carry after it and the log-probabilities of its choices: the masked,
+    tempered policy, mixed with a uniform draw among the allowed choices at rate `explore`."""
     arrays = {k: jnp.asarray(getattr(table, k)) for k in
               ("kinds", "static_mask", "static_level", "offset_ok")}
     lstm, logits = net.apply(params, carry.lstm, carry.token, t)
@@ -117,7 +131,12 @@ def _masked_logits(table: DecisionTable, net: PolicyNet, temperature: float, par
         (kind != PARENT2) | (features[None, :] != carry.parent[:, None]),
     ], axis=1)
     mask = arrays["static_mask"][t][None, :] & dynamic
-    return lstm, jnp.where(mask, logits / temperature, NEG)
+    logps = jax.nn.log_softmax(jnp.where(mask, logits / temperature, NEG))
+    if explore:
+        uniform = -jnp.log(mask.sum(1, keepdims=True).astype(logps.dtype))
+        logps = jnp.where(mask, jnp.logaddexp(jnp.log1p(-explore) + logps,
+                                              jnp.log(explore) + uniform), NEG)
+    return lstm, logps
 
 
 def _advance(table: DecisionTable, carry: Carry, lstm, t, action) -> Carry:
@@ -147,47 +166,48 @@ def policy_program(space: SearchSpace, config: PPOConfig) -> PolicyProgram:
     table = decision_table(space)
     net = PolicyNet(table.vocab, table.num_steps, config.hidden, config.embed)
     optimizer = optax.adam(config.learning_rate)
-    step = functools.partial(_masked_logits, table, net, config.temperature)
+    step = functools.partial(_log_probs, table, net, config.temperature, config.explore)
     steps = jnp.arange(table.num_steps)
 
     @jax.jit
-    def init(key):
+    def init(key, prior):
         carry = _start(table, config, 1)
         params = net.init(key, carry.lstm, carry.token, jnp.int32(0))
+        params = {"params": {**params["params"],
+                             "step_bias": params["params"]["step_bias"] + prior}}
         return params, optimizer.init(params)
 
     @jax.jit
     def sample(params, key):
         def body(carry, inputs):
             t, k = inputs
-            lstm, logits = step(params, carry, t)
-            action = jax.random.categorical(k, logits).astype(jnp.int32)
-            logp = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], 1)[:, 0]
+            lstm, logps = step(params, carry, t)
+            action = jax.random.categorical(k, logps).astype(jnp.int32)
+            logp = jnp.take_along_axis(logps, action[:, None], 1)[:, 0]
             return _advance(table, carry, lstm, t, action), (action, logp)
 
         keys = jax.random.split(key, table.num_steps)
         _, (actions, logps) = jax.lax.scan(body, _start(table, config, config.batch_size),
                                            (steps, keys))
-        return actions.T, logps.sum(0)
+        return actions.T, logps.T
 
     def evaluate(params, actions):
         def body(carry, inputs):
             t, action = inputs
-            lstm, logits = step(params, carry, t)
-            logps = jax.nn.log_softmax(logits)
+            lstm, logps = step(params, carry, t)
             entropy = -(jnp.exp(logps) * logps).sum(1)
             logp = jnp.take_along_axis(logps, action[:, None], 1)[:, 0]
             return _advance(table, carry, lstm, t, action), (logp, entropy)
 
         _, (logps, entropies) = jax.lax.scan(body, _start(table, config, actions.shape[0]),
                                              (steps, actions.T))
-        return logps.sum(0), entropies.mean(0)
+        return logps.T, entropies.mean(0)
 
     def loss(params, actions, old_logp, advantages):
         logp, entropy = evaluate(params, actions)
-        ratio = jnp.exp(logp - old_logp)
+        ratio = jnp.exp(logp - old_logp)  # [K, T]: one ratio per decision
         clipped = jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps)
-        surrogate = jnp.minimum(ratio * advantages, clipped * advantages)
+        surrogate = jnp.minimum(ratio * advantages[:, None], clipped * advantages[:, None])
         return -(surrogate.mean() + config.entropy_coef * entropy.mean())
 
     @jax.jit
