@@ -15,13 +15,17 @@ from search_space.space import SearchSpace
 
 @dataclasses.dataclass(frozen=True)
 class EvolutionConfig:
-    """population_size P: members kept (and random proposals before evolving); tournament_size
-    S: members sampled per selection; crossover_prob: chance a child mixes the two best of the
-    tournament before its mutation."""
+    """population_size P: members kept (and, without initial genomes, random proposals before
+    evolving); tournament_size S: members sampled per selection; crossover_prob: chance a child
+    mixes the two best of the tournament before its mutation; average_offspring: a member's
+    fitness in tournaments is the mean of its reward and its children's (each one decision
+    away: a free re-evaluation of its neighbourhood under noisy rewards, so a lucky outlier
+    stops winning once its children report)."""
 
-    population_size: int = 100
-    tournament_size: int = 25
+    population_size: int = 200
+    tournament_size: int = 100
     crossover_prob: float = 0.0
+    average_offspring: bool = True
 
     def __post_init__(self):
         if self.population_size < 1:
@@ -47,7 +51,15 @@ class RegularizedEvolution(Controller):
                  failure_reward: float = 0.0):
         super().__init__(space, seed, initial_genomes, failure_reward)
         self.config = config
-        self.population = collections.deque(maxlen=config.population_size)  # (genome, reward)
+        # Members as [genome, reward, sum of children's rewards, children, member id].
+        self.population = collections.deque(maxlen=config.population_size)
+        self.num_members = 0
+
+    def _fitness(self, member) -> float:
+        _, reward, children_sum, children, _ = member
+        if self.config.average_offspring:
+            return (reward + children_sum) / (1 + children)
+        return reward
 
     def _next(self):
         if not self.population and self.initial_genomes:
@@ -58,18 +70,28 @@ class RegularizedEvolution(Controller):
             return random_genome(self.space, self.rng), None
         size = min(self.config.tournament_size, len(self.population))
         picks = self.rng.choice(len(self.population), size=size, replace=False)
-        ranked = sorted(picks, key=lambda i: -self.population[i][1])  # stable: ties by draw
-        parent = self.population[ranked[0]][0]
+        ranked = sorted(picks, key=lambda i: -self._fitness(self.population[i]))  # ties by draw
+        winner = self.population[ranked[0]]
+        parent = winner[0]
         if len(ranked) > 1 and self.rng.random() < self.config.crossover_prob:
             parent = crossover(parent, self.population[ranked[1]][0], self.space, self.rng)
-        return mutate(parent, self.space, self.rng), None
+        return mutate(parent, self.space, self.rng), {"parent": winner[4]}
 
     def _learn(self, genome, reward, extra) -> None:
-        self.population.append((genome, reward))
+        if extra is not None:
+            for member in self.population:  # the parent, if it is still alive
+                if member[4] == extra["parent"]:
+                    member[2] += reward
+                    member[3] += 1
+        self.population.append([genome, reward, 0.0, 0, self.num_members])
+        self.num_members += 1
 
     def _state(self):
-        return {"population": [[g.to_dict(), r] for g, r in self.population]}
+        return {"population": [[g.to_dict(), r, s, n, i] for g, r, s, n, i in self.population],
+                "num_members": self.num_members}
 
     def _load_state(self, state) -> None:
         self.population.clear()
-        self.population.extend((Genome.from_dict(g), float(r)) for g, r in state["population"])
+        self.population.extend([Genome.from_dict(g), float(r), float(s), int(n), int(i)]
+                               for g, r, s, n, i in state["population"])
+        self.num_members = int(state["num_members"])

@@ -17,6 +17,8 @@ FACTORIES = {
     "random": lambda space, seed: RandomSearch(space, seed=seed),
     "evolution": lambda space, seed: RegularizedEvolution(space, EvolutionConfig(8, 3, 0.5),
                                                           seed=seed),
+    "evolution-averaged": lambda space, seed: RegularizedEvolution(
+        space, EvolutionConfig(8, 3, average_offspring=True), seed=seed),
     # Without initial genomes evolution starts from P random ones (a branch of its own).
     "evolution-random-start": lambda space, seed: RegularizedEvolution(
         space, EvolutionConfig(8, 3), seed=seed, initial_genomes=()),
@@ -122,12 +124,30 @@ def test_evolution_from_initial_genomes_evolves_at_once():
                    for earlier in made[:k]) <= 2, k
 
 
+@pytest.mark.parametrize("average", [False, True])
+def test_evolution_averages_a_member_with_its_children(average):
+    """A scores 0.9 and B 0.8; A's child reports 0.5, so averaged A counts (0.9 + 0.5) / 2 =
+    0.7 and the next tournament (the whole population) picks B; plain, A again."""
+    a, b = seed_genome(SPACE), drive(RandomSearch(SPACE, seed=1), 1)[-1].genome
+    controller = RegularizedEvolution(SPACE, EvolutionConfig(3, 3, average_offspring=average),
+                                      seed=0, initial_genomes=(a, b))
+    first, second = controller.propose(), controller.propose()
+    controller.feedback(first.id, 0.9)
+    controller.feedback(second.id, 0.8)
+    child = controller.propose()
+    assert distance(child.genome, a, SPACE)["total"] <= 2
+    controller.feedback(child.id, 0.5)
+    winner = b if average else a
+    for _ in range(5):
+        assert distance(controller.propose().genome, winner, SPACE)["total"] <= 2
+
+
 def test_evolution_population_ages_out_oldest():
     controller = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=0, initial_genomes=())
     proposals = [controller.propose() for _ in range(6)]
     for p in proposals:
         controller.feedback(p.id, reward_of(p.genome))
-    assert [g for g, _ in controller.population] == [p.genome for p in proposals[2:]]
+    assert [m[0] for m in controller.population] == [p.genome for p in proposals[2:]]
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
