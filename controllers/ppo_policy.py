@@ -1,9 +1,10 @@
 """The PPO controller's policy: a Flax LSTM that emits a genome's decisions one at a time with
 masks that keep every sample valid, and its jitted sampling and PPO update.
 
-Masks combine the static mask of each step (its slice of the vocabulary, allowed parents) with
-the dynamic part carried along the sequence: base levels still available, output labels not
-yet used, offsets allowed at the chosen base level, a second parent unlike the first.
+Masks combine the static mask of each step (its slice of the vocabulary, allowed levels and
+parents) with the dynamic part carried along the sequence: levels that keep those chosen so far
+matchable to distinct intermediate blocks, output labels not yet used, a second parent unlike
+the first.
 """
 
 from __future__ import annotations
@@ -96,9 +97,8 @@ class Carry(NamedTuple):
 
     lstm: tuple
     token: jnp.ndarray   # [B] previous choice (vocabulary id)
-    counts: jnp.ndarray  # [B, L] base levels still to place
+    levels: jnp.ndarray  # [B, L] intermediate blocks placed at each level
     used: jnp.ndarray    # [B, n_out] output labels placed
-    level: jnp.ndarray   # [B] base-level index of the current position
     parent: jnp.ndarray  # [B] first parent of the current position
 
 
@@ -118,15 +118,18 @@ def _log_probs(table: DecisionTable, net: PolicyNet, temperature: float, explore
     """One step: the LSTM carry after it and the log-probabilities of its choices: the masked,
     tempered policy, mixed with a uniform draw among the allowed choices at rate `explore`."""
     arrays = {k: jnp.asarray(getattr(table, k)) for k in
-              ("kinds", "static_mask", "static_level", "offset_ok")}
+              ("kinds", "static_mask", "level_sets", "level_set_room")}
     lstm, logits = net.apply(params, carry.lstm, carry.token, t)
     kind, batch = arrays["kinds"][t], carry.token.shape[0]
-    level = jnp.where(arrays["static_level"][t] >= 0, arrays["static_level"][t], carry.level)
     features = jnp.arange(table.num_features)
+    if table.match_levels:  # one more block at a level must fit every set holding that level
+        slack = arrays["level_set_room"] - carry.levels @ arrays["level_sets"].T.astype(jnp.int32)
+        fits = jnp.where(arrays["level_sets"][None], slack[:, :, None], 1).min(1) >= 1
+    else:
+        fits = jnp.ones((batch, len(table.levels)), bool)
     dynamic = jnp.concatenate([
-        carry.counts > 0,
+        fits,
         ~carry.used,
-        arrays["offset_ok"][level],
         jnp.ones((batch, len(table.space.block_fns)), bool),
         (kind != PARENT2) | (features[None, :] != carry.parent[:, None]),
     ], axis=1)
@@ -143,21 +146,19 @@ def _advance(table: DecisionTable, carry: Carry, lstm, t, action) -> Carry:
     """The carry after choosing `action` (vocabulary ids, [B]) at step `t`."""
     kind = jnp.asarray(table.kinds)[t]
     local = action - jnp.asarray(table.starts)[kind]
-    counts = carry.counts - jnp.where(kind == LEVEL, jax.nn.one_hot(local, len(table.levels),
-                                                                    dtype=carry.counts.dtype), 0)
+    levels = carry.levels + jnp.where(kind == LEVEL, jax.nn.one_hot(local, len(table.levels),
+                                                                    dtype=carry.levels.dtype), 0)
     used = carry.used | ((kind == OUTPUT) & jax.nn.one_hot(local, table.space.num_outputs,
                                                            dtype=bool))
-    return Carry(lstm, action, counts, used, jnp.where(kind == LEVEL, local, carry.level),
-                 jnp.where(kind == PARENT1, local, carry.parent))
+    return Carry(lstm, action, levels, used, jnp.where(kind == PARENT1, local, carry.parent))
 
 
 def _start(table: DecisionTable, config: PPOConfig, batch: int) -> Carry:
     zeros = jnp.zeros((batch, config.hidden))
     return Carry((zeros, zeros), jnp.full((batch,), table.vocab, jnp.int32),
-                 jnp.broadcast_to(jnp.asarray(table.level_counts, jnp.int32),
-                                  (batch, len(table.levels))),
+                 jnp.zeros((batch, len(table.levels)), jnp.int32),
                  jnp.zeros((batch, table.space.num_outputs), bool),
-                 jnp.zeros((batch,), jnp.int32), jnp.full((batch,), -1, jnp.int32))
+                 jnp.full((batch,), -1, jnp.int32))
 
 
 @functools.lru_cache(maxsize=None)
