@@ -188,17 +188,16 @@ def _tune(folder: Path, config: SearchConfig, state: SearchState) -> bool:
 def _tuner(folder: Path, config: SearchConfig, state: SearchState, searcher, name: str, stopper):
     """One Tune experiment: our trainable with the config's resources, ASHA if asked for."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     from nas.trainable import run_trial, trial_resources
-    from nas.tune_bridge import METRIC, LedgerCallback, NoTrialProgress
+    from nas.tune_bridge import METRIC, EpochHalving, LedgerCallback, NoTrialProgress
 
     scheduler = None
     if config.early_stopping.enabled:
-        scheduler = ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode="max",
-                                  max_t=config.proxy_config().epochs,
-                                  grace_period=config.early_stopping.grace_epochs,
-                                  reduction_factor=config.early_stopping.reduction_factor)
+        scheduler = EpochHalving(time_attr="training_iteration", metric=METRIC, mode="max",
+                                 max_t=config.proxy_config().epochs,
+                                 grace_period=config.early_stopping.grace_epochs,
+                                 reduction_factor=config.early_stopping.reduction_factor)
     return tune.Tuner(
         tune.with_resources(run_trial, trial_resources(dataclasses.asdict(config.resources))),
         tune_config=tune.TuneConfig(

@@ -84,6 +84,7 @@ class RunLock:
             self.file.seek(0)
             holder = self.file.read().strip() or "another process"
             self.file.close()
+            self.file = None
             raise ValueError(f"run {self.path.parent.name!r}: another driver ({holder}) is "
                              f"running this search; wait for it or stop it first") from None
         self.file.seek(0)

@@ -113,7 +113,7 @@ def train_as_host(coordinator: str, num_processes: int, process_id: int,
                   payload: Mapping[str, Any],
                   report: Callable[[Dict[str, Any]], None] = lambda metrics: None):
     """One process of a multi-host trial: joins `jax.distributed` before anything else starts
-    JAX in this process, then trains like a single-host trial."""
+    JAX in this process, sizes its CPU threads like a single-host trial's, then trains."""
     from proxy_tasks.mesh import initialize_distributed
 
     runtime.enable_compile_cache()
@@ -121,6 +121,7 @@ def train_as_host(coordinator: str, num_processes: int, process_id: int,
         initialize_distributed(coordinator, num_processes, process_id)
     except Exception as err:
         return {FINAL: True, "status": FAILED, "error": _error_text(err)}
+    runtime.size_cpu_threads(payload["resources"]["cpus"])
     return train_seeds(payload, report)
 
 

@@ -9,11 +9,15 @@ from typing import Optional
 from ray.tune import Callback, Stopper
 from ray.tune.experiment import Trial
 from ray.tune.progress_reporter import TrialProgressCallback
+from ray.tune.result import AUTO_RESULT_KEYS, DONE, TRIAL_ID
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from nas.search_state import SearchState
 
 METRIC = "reward"
+# What Tune adds to every reported result (its config holds the whole spec): not kept per epoch.
+TUNE_KEYS = frozenset((*AUTO_RESULT_KEYS, DONE, TRIAL_ID))
 
 
 class _HoldsState:
@@ -64,7 +68,8 @@ class LedgerCallback(_HoldsState, Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if not result.get("final"):
-            self.state.epoch(trial.config["trial_id"], result)
+            self.state.epoch(trial.config["trial_id"],
+                             {k: v for k, v in result.items() if k not in TUNE_KEYS})
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.state.completed(trial.config["trial_id"], trial.last_result or {})
@@ -74,6 +79,17 @@ class LedgerCallback(_HoldsState, Callback):
 
     def on_step_end(self, iteration, trials, **info) -> None:
         trials[:] = [t for t in trials if t.status not in (Trial.TERMINATED, Trial.ERROR)]
+
+
+class EpochHalving(ASHAScheduler):
+    """ASHA that decides only at epochs before a trial's last (`max_t`): plain ASHA stops a
+    trial at `max_t`, which can come before the trial's final result reaches Tune, and the
+    trial would be recorded with its last epoch's metrics as if stopped early."""
+
+    def on_trial_result(self, tune_controller, trial, result) -> str:
+        if result.get("final") or result.get(self._time_attr, 0) >= self._max_t:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
 
 
 class NoTrialProgress(TrialProgressCallback):
