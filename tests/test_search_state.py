@@ -78,10 +78,14 @@ def run(path, cfg, stops=(), checkpoint_every_s=0.0, fail=frozenset()):
     return ledger, state, interrupted
 
 
-@pytest.mark.parametrize("controller", ["evolution", "ppo", "random"])
+@pytest.mark.parametrize("controller, sets", [
+    ("evolution", {}), ("evolution", {"controller.evolution.average_offspring": "true"}),
+    ("ppo", {}), ("ppo", {"controller.ppo.explore": 0, "controller.ppo.initial_bias": 0}),
+    ("random", {})])
 @pytest.mark.parametrize("checkpoint_every_s", [0.0, 1e9])  # every event / only replay
-def test_stopped_anywhere_the_search_continues_exactly(tmp_path, controller, checkpoint_every_s):
-    cfg = config(controller)
+def test_stopped_anywhere_the_search_continues_exactly(tmp_path, controller, sets,
+                                                       checkpoint_every_s):
+    cfg = config(controller, **sets)
     straight, final, _ = run(tmp_path / "straight.sqlite", cfg)
     expected = snapshot(straight)
     # Stops after a proposal, after a start, after a result, some soon after the last.
