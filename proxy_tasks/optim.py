@@ -1,5 +1,5 @@
-"""The proxy optimizer: SGD with momentum, linear warm-up then cosine or step decay, weight
-decay on kernels, gradient clipping."""
+"""The proxy optimizer: SGD with momentum or Adam, linear warm-up then cosine or step decay,
+weight decay on kernels, gradient clipping."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import jax
 import optax
 
 SCHEDULES = ("cosine", "step")
+OPTIMIZERS = ("sgd", "adam")
 
 
 def learning_rate(base: float, warmup_steps: int, total_steps: int, schedule: str = "cosine",
@@ -28,13 +29,22 @@ def learning_rate(base: float, warmup_steps: int, total_steps: int, schedule: st
 
 def make_optimizer(base_lr: float, warmup_steps: int, total_steps: int, schedule: str = "cosine",
                    momentum: float = 0.9, weight_decay: float = 4e-5,
-                   clip_norm: float = 0.0) -> optax.GradientTransformation:
-    """Clip (if `clip_norm` > 0), add `weight_decay * w` for conv/dense kernels only (L2 on the
-    kernels, as Model Garden regularizes), then SGD with momentum."""
+                   clip_norm: float = 0.0, optimizer: str = "sgd") -> optax.GradientTransformation:
+    """Clip (if `clip_norm` > 0), then either add `weight_decay * w` for conv/dense kernels only
+    (L2 on the kernels, as Model Garden regularizes) and step with SGD with momentum, or step
+    with Adam (b1 = `momentum`) and decay the kernels by `rate * weight_decay * w` (AdamW)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer: {optimizer!r} is not one of {OPTIMIZERS}")
+
     def kernels_only(params):
         return jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
 
+    rate = learning_rate(base_lr, warmup_steps, total_steps, schedule)
     parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
-    parts += [optax.add_decayed_weights(weight_decay, mask=kernels_only),
-              optax.sgd(learning_rate(base_lr, warmup_steps, total_steps, schedule), momentum)]
+    if optimizer == "adam":
+        parts.append(optax.adamw(rate, b1=momentum, weight_decay=weight_decay,
+                                 mask=kernels_only))
+    else:
+        parts += [optax.add_decayed_weights(weight_decay, mask=kernels_only),
+                  optax.sgd(rate, momentum)]
     return optax.chain(*parts)

@@ -12,6 +12,7 @@ from search_space.spec import Scaling
 TASKS = ("detection", "classification")
 DATASETS = ("embedded", "coco")
 DTYPES = ("float32", "bfloat16")
+SCENES = ("digits", "shapes")  # what the embedded datasets show (proxy_tasks/data)
 
 
 def default_data_dir() -> str:
@@ -25,7 +26,8 @@ class ProxyConfig:
     task: str = "detection"
     dataset: str = "embedded"
     data_dir: str = ""  # empty: $NAS_DATA_DIR or ~/.cache/spinenet-nas/datasets
-    # The embedded dataset (ignored for COCO).
+    # The embedded dataset (ignored for COCO): digits on photos or shapes.
+    scenes: str = "digits"
     train_images: int = 1024
     holdout_images: int = 256
     data_seed: int = 0
@@ -37,7 +39,8 @@ class ProxyConfig:
     learning_rate: float = 0.08
     warmup_steps: int = 50
     schedule: str = "cosine"
-    momentum: float = 0.9
+    optimizer: str = "sgd"
+    momentum: float = 0.9  # SGD's momentum; Adam's b1
     weight_decay: float = 4e-5
     clip_norm: float = 10.0
     # The proxy architecture around the searched blocks.
@@ -62,8 +65,9 @@ class ProxyConfig:
     checkpoint_dir: Optional[str] = None
 
     def __post_init__(self):
-        choices = {"task": TASKS, "dataset": DATASETS, "dtype": DTYPES,
-                   "schedule": ("cosine", "step"), "activation": ("relu", "swish")}
+        choices = {"task": TASKS, "dataset": DATASETS, "dtype": DTYPES, "scenes": SCENES,
+                   "schedule": ("cosine", "step"), "optimizer": ("sgd", "adam"),
+                   "activation": ("relu", "swish")}
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field}: {getattr(self, field)!r} is not one of {allowed}")
@@ -79,6 +83,9 @@ class ProxyConfig:
                       "data_seed"):
             if getattr(self, field) < 0:
                 raise ValueError(f"{field}: must be >= 0, got {getattr(self, field)!r}")
+        if self.task == "classification" and self.scenes != "digits":
+            raise ValueError(f"scenes: the classification proxy reads only the digits, got "
+                             f"{self.scenes!r}")
         if self.task == "classification" and self.dataset != "embedded":
             raise ValueError(f"dataset: the classification proxy reads only the embedded dataset, "
                              f"got {self.dataset!r}")

@@ -45,11 +45,12 @@ class TrialFailed(RuntimeError):
 def _embedded_config(config: ProxyConfig) -> EmbeddedConfig:
     return EmbeddedConfig(image_size=config.image_size, train_images=config.train_images,
                           holdout_images=config.holdout_images,
-                          validation_images=config.holdout_images, seed=config.data_seed)
+                          validation_images=config.holdout_images, seed=config.data_seed,
+                          scenes=config.scenes)
 
 
 def num_classes(config: ProxyConfig) -> int:
-    """The classes of the proxy's dataset: COCO's 80 or the embedded digits' 10."""
+    """The classes of the proxy's dataset: COCO's 80 or the embedded digits' or shapes' 10."""
     return COCO_CLASSES if config.dataset == "coco" else EMBEDDED_CLASSES
 
 
@@ -101,10 +102,10 @@ def build_proxy_model(spec: SpineNetSpec, config: ProxyConfig):
 
 
 def proxy_optimizer(config: ProxyConfig, total_steps: int):
-    """The proxy's SGD schedule over `total_steps`."""
+    """The proxy's optimizer and schedule over `total_steps`."""
     return make_optimizer(config.learning_rate, config.warmup_steps, total_steps,
                           config.schedule, config.momentum, config.weight_decay,
-                          config.clip_norm)
+                          config.clip_norm, config.optimizer)
 
 
 def run_proxy_trial(spec: SpineNetSpec, config: ProxyConfig, seed: int = 0,

@@ -70,3 +70,20 @@ def test_gradients_are_clipped_before_the_weight_decay():
     clipped = 1 / math.sqrt(4 + 2 + 2 + 3)  # 11 gradient entries of 1, global norm sqrt(11)
     np.testing.assert_allclose(update["conv"]["kernel"], -0.5 * (clipped + 0.1 * 2), rtol=1e-6)
     np.testing.assert_allclose(update["head"]["bias"], -0.5 * clipped, rtol=1e-6)
+
+
+def test_adam_steps_by_the_normalized_gradient_and_decays_kernels_decoupled():
+    optimizer = make_optimizer(0.5, warmup_steps=0, total_steps=10, momentum=0.9,
+                               weight_decay=0.1, optimizer="adam")
+    grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 4.0), PARAMS)
+    first, second = _updates(optimizer, [grads, grads])
+    # Bias-corrected moments of a constant gradient g are g and g^2: each step is -rate * g/|g|
+    # (up to eps 1e-8 and float32's 1 - 0.999^t: rtol 5e-5), and kernels also lose rate * 0.1 * w (w = 2, then 2 - 0.5 - 0.1 = 1.4).
+    rate = 0.25 * (1 + math.cos(math.pi / 10))
+    np.testing.assert_allclose(first["conv"]["kernel"], -0.5 * (1 + 0.1 * 2), rtol=5e-5)
+    np.testing.assert_allclose(second["conv"]["kernel"], -rate * (1 + 0.1 * 1.4), rtol=5e-5)
+    for update, step_rate in ((first, 0.5), (second, rate)):
+        for leaf in (update["bn"]["scale"], update["bn"]["bias"], update["head"]["bias"]):
+            np.testing.assert_allclose(leaf, -step_rate, rtol=5e-5)
+    with pytest.raises(ValueError, match="optimizer: 'lamb' is not one of"):
+        make_optimizer(0.5, 0, 10, optimizer="lamb")

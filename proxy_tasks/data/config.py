@@ -1,10 +1,13 @@
-"""Configuration of the embedded digits-on-photos datasets, validated on construction."""
+"""Configuration of the embedded datasets (digits on photos, or shapes), validated on
+construction."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import math
+
+from proxy_tasks.presets import SCENES
 
 SPLITS = ("train", "holdout", "validation")
 
@@ -19,7 +22,9 @@ def check(condition: bool, field: str, value, requirement: str) -> None:
 class EmbeddedConfig:
     """What the embedded datasets contain; equal configs give byte-identical datasets.
 
-    Object sizes (the long side of a digit's box) are log-uniform between
+    `scenes`: outlined handwritten digits on photo crops, or geometric shapes on noisy flat
+    backgrounds (proxy_tasks/data/shapes.py; the digit and photo fields do not apply).
+    Object sizes (the long side of an object's box) are log-uniform between
     `min_object_fraction` and `max_object_fraction` of `image_size`. Digits of the three splits
     come from disjoint samples of scikit-learn's digits, in proportions `digit_fractions`.
     Each photo crop's contrast is scaled by a factor drawn from `background_contrast`: a dimmed
@@ -39,8 +44,10 @@ class EmbeddedConfig:
     background_contrast: tuple = (0.2, 0.5)
     min_visible: float = 0.5
     digit_fractions: tuple = (0.6, 0.2, 0.2)
+    scenes: str = "digits"
 
     def __post_init__(self):
+        check(self.scenes in SCENES, "scenes", self.scenes, f"must be one of {SCENES}")
         check(self.image_size >= 32, "image_size", self.image_size, "must be >= 32")
         for name in ("train_images", "holdout_images", "validation_images"):
             check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")

@@ -1,8 +1,9 @@
 """The embedded datasets as TFDS builders written in array_record, buildable and readable
 without TensorFlow.
 
-`digits_on_photos` is COCO-like detection (features as TFDS `coco`); `digits_on_photos_cls` is
-one digit per image with its class. Every example is a pure function of (seed, split, index).
+`digits_on_photos` and `shapes` are COCO-like detection (features as TFDS `coco`);
+`digits_on_photos_cls` is one digit per image with its class. Every example is a pure function
+of (seed, split, index).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from proxy_tasks.data.config import SPLITS, EmbeddedConfig
 from proxy_tasks.data.prefetch import parallel_map
 from proxy_tasks.data.records import (IndexedSource, classification_record,
                                       detection_record)
-from proxy_tasks.data.render import render_digit_photo, render_scene
+from proxy_tasks.data.render import Scene, render_digit_photo, render_scene
+from proxy_tasks.data.shapes import SHAPES, render_shapes_scene
 from proxy_tasks.data.sources import load_photos, split_digits
 
 CLASS_NAMES = tuple(str(d) for d in range(10))
@@ -72,22 +74,25 @@ class _EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _generate_examples(self, split: str):
         """Examples in index order, rendered and encoded on all CPUs (PIL and numpy release the
         GIL); each depends only on (seed, split, index), so the output is the same."""
-        photos = load_photos(2 * self.spec.image_size)
-        digits, labels = split_digits(self.spec, split)
-        examples = parallel_map(lambda i: self._example(split, i, photos, digits, labels),
+        sources = self._sources(split)
+        examples = parallel_map(lambda i: self._example(split, i, *sources),
                                 range(self.spec.images_in(split)), os.cpu_count() or 1, 64)
         yield from enumerate(examples)
 
-    def _example(self, split: str, index: int, photos, digits, labels) -> dict:
-        """The example `index` of `split`, drawn from the split's digit samples."""
+    def _sources(self, split: str) -> tuple:
+        """What every example of `split` is drawn from: the photos, the split's digit samples
+        and their labels."""
+        return (load_photos(2 * self.spec.image_size), *split_digits(self.spec, split))
+
+    def _example(self, split: str, index: int, *sources) -> dict:
+        """The example `index` of `split`."""
         raise NotImplementedError
 
 
-class DigitsOnPhotos(_EmbeddedBuilder):
-    """Outlined handwritten digits on photo crops, 4+ octaves of object size, occlusion and
-    clutter."""
+class _DetectionBuilder(_EmbeddedBuilder, skip_registration=True):
+    """A detection dataset: each example a `Scene` with COCO's features."""
 
-    name = "digits_on_photos"
+    CLASS_NAMES = CLASS_NAMES
 
     def _info(self):
         return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
@@ -97,14 +102,17 @@ class DigitsOnPhotos(_EmbeddedBuilder):
                 "id": np.int64,
                 "area": np.int64,
                 "bbox": tfds.features.BBoxFeature(),
-                "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+                "label": tfds.features.ClassLabel(names=self.CLASS_NAMES),
                 "is_crowd": np.bool_,
             }),
         }), description=type(self).__doc__)
 
-    def _example(self, split: str, index: int, photos, digits, labels) -> dict:
+    def _scene(self, split: str, index: int, *sources) -> Scene:
+        raise NotImplementedError
+
+    def _example(self, split: str, index: int, *sources) -> dict:
         spec = self.spec
-        scene = render_scene(_rng(spec, split, index), photos, digits, labels, spec)
+        scene = self._scene(split, index, *sources)
         image_id = _image_id(split, index)
         return {
             "image": _jpeg(scene.image),
@@ -117,6 +125,31 @@ class DigitsOnPhotos(_EmbeddedBuilder):
                 "is_crowd": np.zeros(len(scene.labels), np.bool_),
             },
         }
+
+
+class DigitsOnPhotos(_DetectionBuilder):
+    """Outlined handwritten digits on photo crops, 4+ octaves of object size, occlusion and
+    clutter."""
+
+    name = "digits_on_photos"
+
+    def _scene(self, split: str, index: int, photos, digits, labels) -> Scene:
+        return render_scene(_rng(self.spec, split, index), photos, digits, labels, self.spec)
+
+
+class Shapes(_DetectionBuilder):
+    """Ten geometric shapes in saturated colours on noisy flat backgrounds with stroke clutter,
+    4+ octaves of object size, occlusion."""
+
+    name = "shapes"
+    VERSION = tfds.core.Version("1.0.0")
+    CLASS_NAMES = SHAPES
+
+    def _sources(self, split: str) -> tuple:
+        return ()
+
+    def _scene(self, split: str, index: int) -> Scene:
+        return render_shapes_scene(_rng(self.spec, split, index), self.spec)
 
 
 class DigitsOnPhotosCls(_EmbeddedBuilder):
@@ -148,12 +181,15 @@ def _prepare(builder_class, data_dir: str, config: EmbeddedConfig) -> tfds.core.
 def prepare_embedded(data_dir: str, config: EmbeddedConfig = EmbeddedConfig()
                      ) -> tfds.core.DatasetBuilder:
     """The detection dataset for `config` under `data_dir`, built only if it is not there yet."""
-    return _prepare(DigitsOnPhotos, data_dir, config)
+    return _prepare(Shapes if config.scenes == "shapes" else DigitsOnPhotos, data_dir, config)
 
 
 def prepare_embedded_classification(data_dir: str, config: EmbeddedConfig = EmbeddedConfig()
                                     ) -> tfds.core.DatasetBuilder:
     """The classification dataset for `config` under `data_dir`, built only if missing."""
+    if config.scenes != "digits":
+        raise ValueError(f"scenes: the classification dataset is made of digits, got "
+                         f"{config.scenes!r}")
     return _prepare(DigitsOnPhotosCls, data_dir, config)
 
 

@@ -7,7 +7,7 @@ Boxes are `(ymin, xmin, ymax, xmax)` in pixels, edges exclusive of the last row/
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -26,6 +26,10 @@ class Scene:
     boxes: np.ndarray
     labels: np.ndarray
     areas: np.ndarray
+
+
+# Draws one object into a canvas: (its mask, top, left, label), or None when nothing is visible.
+DrawObject = Callable[[np.ndarray], Optional[Tuple[np.ndarray, int, int, int]]]
 
 
 def background(rng: np.random.Generator, photos: Sequence[Image.Image], size: int,
@@ -75,7 +79,7 @@ def _ink(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
     return colour
 
 
-def _blend(region: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> None:
+def blend(region: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> None:
     """Blends `colour` into `region` with opacity `alpha`, in place."""
     a = alpha[..., None]
     region[...] = region * (1 - a) + colour * a
@@ -86,7 +90,7 @@ def paste(rng: np.random.Generator, canvas: np.ndarray, alpha: np.ndarray, top: 
     """Blends `alpha` in a contrasting ink colour into `canvas` at (top, left), in place."""
     h, w = alpha.shape
     region = canvas[top:top + h, left:left + w]
-    _blend(region, alpha, _ink(rng, region))
+    blend(region, alpha, _ink(rng, region))
 
 
 def sticker(digit: np.ndarray, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -109,7 +113,7 @@ def paste_sticker(rng: np.random.Generator, canvas: np.ndarray, ink: np.ndarray,
     h, w = ink.shape
     region = canvas[top:top + h, left:left + w]
     for alpha, colour in ((outline, rng.uniform(0, 64, 3)), (ink, rng.uniform(176, 255, 3))):
-        _blend(region, alpha, colour.astype(np.float32))
+        blend(region, alpha, colour.astype(np.float32))
 
 
 def _place(rng: np.random.Generator, size: int, h: int, w: int) -> Tuple[int, int]:
@@ -146,19 +150,41 @@ def add_clutter(rng: np.random.Generator, canvas: np.ndarray, digits: np.ndarray
         paste(rng, canvas, digit_alpha(fragment, h, w), *_place(rng, config.image_size, h, w))
 
 
-def render_scene(rng: np.random.Generator, photos: Sequence[Image.Image], digits: np.ndarray,
-                 labels: np.ndarray, config: EmbeddedConfig) -> Scene:
-    """A detection example: clutter, then outlined digits pasted in turn (later ones occlude
-    earlier). A digit's mask and box are its outline's.
-
-    A digit whose visible mask is under `min_visible` of its full mask is left unlabelled.
-    """
+def compose(rng: np.random.Generator, canvas: np.ndarray, draw_object: DrawObject,
+            config: EmbeddedConfig) -> Scene:
+    """Draws `min_objects..max_objects` objects into `canvas` in turn (later ones occlude
+    earlier), each by `draw_object(canvas)` -> (mask, top, left, label) or None; an object
+    whose visible mask is under `min_visible` of its full mask is left unlabelled."""
     size = config.image_size
-    canvas = background(rng, photos, size, config.background_contrast)
-    add_clutter(rng, canvas, digits, config)
     owner = np.full((size, size), -1, np.int32)
     placed = []
     for k in range(int(rng.integers(config.min_objects, config.max_objects + 1))):
+        drawn = draw_object(canvas)
+        if drawn is None:
+            continue
+        mask, top, left, label = drawn
+        owner[top:top + mask.shape[0], left:left + mask.shape[1]][mask] = k
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        box = (top + rows[0], left + cols[0], top + rows[-1] + 1, left + cols[-1] + 1)
+        placed.append((k, box, label, int(mask.sum())))
+    visible = np.bincount(owner.ravel() + 1, minlength=config.max_objects + 2)[1:]
+    kept = [(box, label, int(visible[k])) for k, box, label, full in placed
+            if visible[k] >= config.min_visible * full]
+    return Scene(image=np.round(canvas).astype(np.uint8),
+                 boxes=np.array([b for b, _, _ in kept], np.float32).reshape(-1, 4),
+                 labels=np.array([l for _, l, _ in kept], np.int64),
+                 areas=np.array([a for _, _, a in kept], np.int64))
+
+
+def render_scene(rng: np.random.Generator, photos: Sequence[Image.Image], digits: np.ndarray,
+                 labels: np.ndarray, config: EmbeddedConfig) -> Scene:
+    """A detection example: clutter, then outlined digits pasted in turn. A digit's mask and box
+    are its outline's."""
+    size = config.image_size
+    canvas = background(rng, photos, size, config.background_contrast)
+    add_clutter(rng, canvas, digits, config)
+
+    def draw_digit(canvas):
         index = int(rng.integers(len(digits)))
         digit = tight(digits[index])
         h, w = _object_shape(rng, digit, config,
@@ -167,19 +193,9 @@ def render_scene(rng: np.random.Generator, photos: Sequence[Image.Image], digits
         top, left = _place(rng, size, *ink.shape)
         paste_sticker(rng, canvas, ink, outline, top, left)
         mask = outline > MASK_ALPHA
-        if not mask.any():
-            continue
-        owner[top:top + mask.shape[0], left:left + mask.shape[1]][mask] = k
-        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        box = (top + rows[0], left + cols[0], top + rows[-1] + 1, left + cols[-1] + 1)
-        placed.append((k, box, int(labels[index]), int(mask.sum())))
-    visible = np.bincount(owner.ravel() + 1, minlength=config.max_objects + 2)[1:]
-    kept = [(box, label, int(visible[k])) for k, box, label, full in placed
-            if visible[k] >= config.min_visible * full]
-    return Scene(image=np.round(canvas).astype(np.uint8),
-                 boxes=np.array([b for b, _, _ in kept], np.float32).reshape(-1, 4),
-                 labels=np.array([l for _, l, _ in kept], np.int64),
-                 areas=np.array([a for _, _, a in kept], np.int64))
+        return (mask, top, left, int(labels[index])) if mask.any() else None
+
+    return compose(rng, canvas, draw_digit, config)
 
 
 def render_digit_photo(rng: np.random.Generator, photos: Sequence[Image.Image],
