@@ -100,6 +100,28 @@ def test_batch_norm_gradient_equals_autodiff_of_its_formula(scale_value):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
+def test_batch_norm_gradient_holds_when_the_mean_dwarfs_the_spread():
+    # 8 values per channel (a 1 x 1 level at batch 8) with mean 100-1000 times the spread: the
+    # one-pass sums (E[x^2] - E[x]^2, sum(g x) - mean sum(g)) lost 4-20% of the gradient here.
+    rng = np.random.default_rng(1)
+    x = np.float32(rng.choice([100.0, -300.0, 1000.0], 4) + rng.normal(0, 1.0, (8, 1, 1, 4)))
+    weights = np.float32(rng.normal(size=x.shape))
+    scale, offset = np.float32(rng.normal(size=4)), np.float32(rng.normal(size=4))
+    grads = jax.grad(lambda *a: jnp.sum(batch_norm_train(*a, 1e-3)[0] * weights), (0, 1, 2))(
+        x, scale, offset)
+    # The textbook formula in float64 on the same float32 inputs.
+    x64, w64 = x.astype(np.float64), weights.astype(np.float64)
+    centered = x64 - x64.mean((0, 1, 2))
+    var = (centered ** 2).mean((0, 1, 2))
+    x_hat = centered / np.sqrt(var + 1e-3)
+    mean_g, mean_gx = w64.mean((0, 1, 2)), (w64 * x_hat).mean((0, 1, 2))
+    want_x = scale * (w64 - mean_g - x_hat * mean_gx) / np.sqrt(var + 1e-3)
+    want_scale, want_offset = (w64 * x_hat).sum((0, 1, 2)), w64.sum((0, 1, 2))
+    for name, got, want in zip(("x", "scale", "offset"), grads, (want_x, want_scale, want_offset)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(),
+                                   err_msg=name)
+
+
 def test_stochastic_depth_drops_whole_residual_branches_in_training_only():
     x = jnp.asarray(np.random.default_rng(0).normal(size=(16, 4, 4, 2)), jnp.float32)
     block = Block("residual", 2, ModelOptions(), drop_rate=0.5)
