@@ -16,11 +16,12 @@ from search_space.space import SearchSpace
 
 
 class PPOController(Controller):
-    """Proposes the initial genomes (their rewards only move the baseline), then policy samples.
+    """Proposes the initial genomes (their rewards only move the baseline), then policy samples,
+    from a policy that starts leaning on the initial genomes' decisions (`initial_bias`).
 
     Samples are drawn `batch_size` at a time from the current policy, each keeping its
-    actions and log-probability; feedback turns them into advantages, and every `batch_size`
-    of those make one PPO update. Proposals may run ahead of feedback: the clipped ratio
+    actions and per-decision log-probabilities; feedback turns them into advantages, and every
+    `batch_size` of those make one PPO update. Proposals may run ahead of feedback: the clipped ratio
     against the stored log-probabilities keeps late results valid.
     """
 

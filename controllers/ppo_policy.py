@@ -31,7 +31,7 @@ class PPOConfig:
 
     batch_size K: samples drawn per policy call and feedbacks per update; epochs: gradient steps
     per update over the batch; clip_eps clips each decision's probability ratio (a ratio of the
-    whole sequence of ~70 decisions would let each move by a 70th of that per update);
+    whole sequence of 60 decisions would let each move by a 60th of that per update);
     temperature divides the logits (sampling and training alike); entropy_coef weighs the mean
     per-decision entropy; baseline_decay is the moving average's; initial_bias is the logit
     the untrained policy adds to the initial genomes' decisions (shared among them), so its
@@ -42,7 +42,7 @@ class PPOConfig:
 
     hidden: int = 64
     embed: int = 32
-    batch_size: int = 16
+    batch_size: int = 32
     epochs: int = 4
     learning_rate: float = 1e-2
     clip_eps: float = 0.2
