@@ -52,6 +52,7 @@ class ProxyConfig:
     head_filters: int = 64
     anchor_size: float = 3.0
     activation: str = "relu"
+    norm: str = "batch"  # or "group": GroupNorm, independent of the batch
     # Short proxies need BN statistics that catch up within a few hundred steps.
     bn_momentum: float = 0.9
     # Each residual branch's last BN starts at scale 0, so every block starts as its shortcut
@@ -67,6 +68,7 @@ class ProxyConfig:
     def __post_init__(self):
         choices = {"task": TASKS, "dataset": DATASETS, "dtype": DTYPES, "scenes": SCENES,
                    "schedule": ("cosine", "step"), "optimizer": ("sgd", "adam"),
+                   "norm": ("batch", "group"),
                    "activation": ("relu", "swish")}
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:

@@ -86,7 +86,8 @@ def _check_finite(metrics, step: int) -> None:
 
 def model_options(config: ProxyConfig) -> ModelOptions:
     """The model options a proxy config asks for."""
-    return ModelOptions(activation=config.activation, bn_momentum=config.bn_momentum,
+    return ModelOptions(activation=config.activation, norm=config.norm,
+                        bn_momentum=config.bn_momentum,
                         zero_init_residual=config.zero_init_residual,
                         dtype=getattr(jax.numpy, config.dtype))
 

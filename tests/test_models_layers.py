@@ -122,6 +122,24 @@ def test_batch_norm_gradient_holds_when_the_mean_dwarfs_the_spread():
                                    err_msg=name)
 
 
+@pytest.mark.parametrize("channels,groups", [(24, 3), (12, 1), (20, 2)])
+def test_group_norm_normalizes_each_example_over_channel_groups(channels, groups):
+    rng = np.random.default_rng(2)
+    x = np.float32(rng.normal(5.0, 3.0, (2, 3, 4, channels)))
+    scale, offset = np.float32(rng.normal(size=channels)), np.float32(rng.normal(size=channels))
+    bn = BatchNorm(ModelOptions(norm="group"))
+    variables = {"params": {"scale": scale, "bias": offset}}
+    x_hat = np.empty_like(x, np.float64)
+    for n in range(2):
+        for part in np.split(np.arange(channels), groups):
+            block = x[n][..., part].astype(np.float64)
+            x_hat[n][..., part] = (block - block.mean()) / np.sqrt(block.var() + 1e-3)
+    for train in (True, False):  # no batch statistics: the same in training and inference
+        y = bn.apply(variables, x, train=train)
+        np.testing.assert_allclose(y, x_hat * scale + offset, rtol=1e-5, atol=1e-5)
+    assert "batch_stats" not in bn.init(jax.random.PRNGKey(0), x, train=True)
+
+
 def test_stochastic_depth_drops_whole_residual_branches_in_training_only():
     x = jnp.asarray(np.random.default_rng(0).normal(size=(16, 4, 4, 2)), jnp.float32)
     block = Block("residual", 2, ModelOptions(), drop_rate=0.5)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from proxy_tasks.models.options import DEFAULT_KERNEL_INIT, ModelOptions
+from proxy_tasks.models.options import DEFAULT_KERNEL_INIT, GROUP_CHANNELS, ModelOptions
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -161,7 +161,8 @@ batch_norm_train.defvjp(_batch_norm_train_fwd, _batch_norm_train_bwd)
 
 
 class BatchNorm(nn.Module):
-    """Batch normalization over all but the channel axis, folded into one multiply-add.
+    """Batch normalization over all but the channel axis, folded into one multiply-add (or
+    GroupNorm, without batch statistics, where the options say `norm="group"`).
 
     Statistics, scale and offset are float32; training normalizes by `batch_norm_train`. Moving
     averages follow `momentum` in training (not at init), and are used in inference.
@@ -175,6 +176,8 @@ class BatchNorm(nn.Module):
         o, c = self.options, x.shape[-1]
         scale = self.param("scale", self.scale_init, (c,), jnp.float32)
         offset = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        if o.norm == "group":
+            return group_norm(x, scale, offset, o.bn_epsilon)
         moving_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
         moving_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
         if not train:
@@ -186,6 +189,18 @@ class BatchNorm(nn.Module):
             moving_mean.value = m * moving_mean.value + (1 - m) * mean
             moving_var.value = m * moving_var.value + (1 - m) * var
         return y
+
+
+def group_norm(x, scale, offset, epsilon: float):
+    """GroupNorm of an NHWC map: each example normalized over its spatial positions and groups of
+    about `GROUP_CHANNELS` channels (as many groups as divide the channels), float32 statistics."""
+    n, h, w, c = x.shape
+    groups = max(g for g in range(1, max(1, c // GROUP_CHANNELS) + 1) if c % g == 0)
+    xf = x.astype(jnp.float32).reshape(n, h, w, groups, c // groups)
+    mean = xf.mean(axis=(1, 2, 4), keepdims=True)
+    centered = xf - mean
+    inv_std = lax.rsqrt((centered * centered).mean(axis=(1, 2, 4), keepdims=True) + epsilon)
+    return ((centered * inv_std).reshape(x.shape) * scale + offset).astype(x.dtype)
 
 
 class ConvBN(nn.Module):
