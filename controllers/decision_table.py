@@ -22,7 +22,7 @@ import numpy as np
 from search_space.genome import Genome, block_level, decode, position_labels, seed_genome
 from search_space.encode import genome_from_spec
 from search_space.space import ADJUSTMENTS, CONNECTIONS, ORDER, SearchSpace
-from search_space.spec import BlockSpec, SpineNetSpec
+from search_space.spec import BlockSpec
 
 LEVEL, OUTPUT, BLOCK_FN, PARENT1, PARENT2 = range(5)
 

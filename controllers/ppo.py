@@ -21,8 +21,8 @@ class PPOController(Controller):
 
     Samples are drawn `batch_size` at a time from the current policy, each keeping its
     actions and per-decision log-probabilities; feedback turns them into advantages, and every
-    `batch_size` of those make one PPO update. Proposals may run ahead of feedback: the clipped ratio
-    against the stored log-probabilities keeps late results valid.
+    `batch_size` of those make one PPO update. Proposals may run ahead of feedback: the clipped
+    ratio against the stored log-probabilities keeps late results valid.
     """
 
     kind = "ppo"

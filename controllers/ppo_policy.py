@@ -110,7 +110,8 @@ class PolicyProgram:
     config: PPOConfig
     init: Callable      # (key, prior [T, vocab]) -> (params, opt_state)
     sample: Callable    # (params, key) -> (actions [K, T], logp [K, T])
-    update: Callable    # (params, opt_state, actions, old_logp [K, T], advantages) -> (params, opt_state)
+    update: Callable    # (params, opt_state, actions, old_logp [K, T], advantages)
+    #                     -> (params, opt_state)
 
 
 def _log_probs(table: DecisionTable, net: PolicyNet, temperature: float, explore: float,
