@@ -54,7 +54,7 @@ def plot_rewards(trials: Sequence[Dict[str, Any]], path: Path,
     ax.set_ylabel("reward")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save(fig, path)
 
 
 def pareto_front(points: Sequence[tuple]) -> List[tuple]:
@@ -83,7 +83,7 @@ def plot_pareto(trials: Sequence[Dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("reward")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save(fig, path)
 
 
 def draw_architecture(ax, spec: SpineNetSpec, title: str) -> None:
@@ -118,10 +118,10 @@ def plot_architecture(spec: SpineNetSpec, title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     draw_architecture(ax, spec, title)
     ax.legend(loc="upper left", fontsize=7, ncol=2)
-    _save(fig, path)
+    save(fig, path)
 
 
-def _save(fig, path: Path) -> None:
+def save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -144,7 +144,7 @@ def write_report(folder: Path, ledger: Ledger, top: int = 5) -> Path:
 
 def _markdown(folder: Path, ledger: Ledger, best: List[Dict[str, Any]]) -> str:
     config, counts = ledger.meta("config"), ledger.counts()
-    files = _exported_files(folder)
+    files = exported_files(folder)
     lines = [f"# Search {folder.name}", "",
              f"Space `{config['space']}`, controller `{config['controller']['name']}` (seed "
              f"{config['controller']['seed']}), proxy preset `{config['proxy']['preset']}`"
@@ -158,11 +158,12 @@ def _markdown(folder: Path, ledger: Ledger, best: List[Dict[str, Any]]) -> str:
              "| rank | trial | reward | AP50 | params | MFLOPs | spec hash | specs |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for rank, trial in enumerate(best, start=1):
-        links = " ".join(_link(name) for name in files.get(trial["trial_id"], []))
+        links = " ".join(spec_link(name) for name in files.get(trial["trial_id"], []))
         ap50 = trial["metrics"].get("ap50")
         lines.append(f"| {rank} | {trial['trial_id']} | {trial['reward']:.4f} | "
                      f"{'-' if ap50 is None else f'{ap50:.4f}'} | {trial['params']:,} | "
-                     f"{trial['flops'] / 1e6:,.1f} | `{trial['spec_hash'][:12]}` | {links or '-'} |")
+                     f"{trial['flops'] / 1e6:,.1f} | `{trial['spec_hash'][:12]}` | "
+                     f"{links or '-'} |")
     lines += ["", "## Reward per trial", "", f"![reward per trial]({REWARD_PNG})", "",
               "## FLOPs and reward", "", f"![FLOPs against reward]({PARETO_PNG})", ""]
     if best:
@@ -170,12 +171,12 @@ def _markdown(folder: Path, ledger: Ledger, best: List[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _link(name: str) -> str:
+def spec_link(name: str) -> str:
     label = "Model Garden" if name.endswith(".model_garden.py") else "JSON"
     return f"[{label}]({layout.SPECS_DIR}/{name})"
 
 
-def _exported_files(folder: Path) -> Dict[str, List[str]]:
+def exported_files(folder: Path) -> Dict[str, List[str]]:
     manifest = folder / layout.SPECS_DIR / MANIFEST
     if not manifest.exists():
         return {}

@@ -56,7 +56,7 @@ def run(args) -> int:
         config = None
     else:
         config = load_config(args.config, sets)
-        _preflight(config)
+        preflight(config)
     if args.show_config:
         print(dump_config(config) if config is not None else f"--resume {args.name}")
         return 0
@@ -65,11 +65,11 @@ def run(args) -> int:
                          address=args.address, quiet=args.quiet,
                          allow_version_change=args.allow_version_change)
     if config is not None:
-        print(_summary(name, args.results_dir, config), flush=True)
+        print(summary(name, args.results_dir, config), flush=True)
     return run_search(config, options, overrides)
 
 
-def _preflight(config) -> None:
+def preflight(config) -> None:
     """Builds the controller stack once, so every setting is checked before anything runs."""
     from nas.stack import build_stack, similarity_target
     from search_space import get_space
@@ -79,7 +79,7 @@ def _preflight(config) -> None:
     similarity_target(config, space)
 
 
-def _summary(name: str, results_dir: Path, config) -> str:
+def summary(name: str, results_dir: Path, config) -> str:
     return (f"search {name}: space {config.space}, controller {config.controller.name} (seed "
             f"{config.controller.seed}), proxy {config.proxy.preset}"
             + (f" [{', '.join(config.proxy.set)}]" if config.proxy.set else "")
