@@ -10,13 +10,13 @@ from nas import preload
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here, after `main`'s tcmalloc re-exec: they pull in scipy (about a second).
-    from nas import (export_cmd, fidelity_cmd, inspect_cmd, proxy_cmd, report_cmd, search_cmd,
-                     status_cmd)
+    from nas import (export_cmd, fidelity_cmd, inspect_cmd, proxy_cmd, rediscover_cmd, report_cmd,
+                     search_cmd, status_cmd)
 
     parser = argparse.ArgumentParser(prog="nas", description="SpineNet architecture search.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (inspect_cmd, proxy_cmd, fidelity_cmd, search_cmd, status_cmd, export_cmd,
-                   report_cmd):
+    for module in (inspect_cmd, proxy_cmd, fidelity_cmd, search_cmd, rediscover_cmd, status_cmd,
+                   export_cmd, report_cmd):
         module.register(sub)
     return parser
 

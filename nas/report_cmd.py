@@ -1,4 +1,5 @@
-"""`nas report`: a search's report (Markdown and plots) written into its run folder."""
+"""`nas report`: a search's report (Markdown and plots) written into its run folder, and for a
+`nas rediscover` run its rediscovery report too."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from nas.rediscovery_report import META_KEY, write_rediscovery_report
     from nas.report import write_report  # matplotlib loads only here
 
     folder, ledger = open_run(args.results_dir, args.name)
     try:
         print(f"report written to {write_report(folder, ledger)}")
+        if ledger.meta(META_KEY) is not None:  # a `nas rediscover` run
+            print(f"rediscovery report written to {write_rediscovery_report(folder, ledger)}")
     finally:
         ledger.close()
     return 0

@@ -1,0 +1,182 @@
+"""`nas rediscover` end to end, as a user runs it: the similarity check with its report and
+specs, two trials of the tiny proxy with the retraining, a resume with a larger budget, and
+bad input refused with exit 2 and nothing written."""
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.ledger import LEDGER_FILE
+from nas.stack import genome_of
+from search_space import (builtin_spec, canonical_hash, decisions, distance, genome_from_spec,
+                          get_space, read_spec, similarity)
+from tests.search_helpers import nas_env, run, status_json
+
+CHECK = "a controller check, not a training result"
+SPACE = get_space("spinenet-49")
+SEED, TARGET = (genome_of(name, SPACE, name) for name in ("resnet50-seed", "spinenet-49"))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return nas_env(tmp_path_factory.mktemp("datasets"))
+
+
+@pytest.fixture(scope="module")
+def similarity_run(env, tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    out = run(["rediscover", "--objective", "similarity", "--budget", 12, "--name", "sim",
+               "--results-dir", results, "--quiet"], env)
+    return results, out
+
+
+def _report_rows(text: str, section: str) -> dict:
+    """{first cell: the other cells} of the table under `## section` in a Markdown report."""
+    table = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in table.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[2:]}
+
+
+def _distance_cell(genome) -> str:
+    d = distance(genome, TARGET, SPACE)
+    return f"{d['total']} ({d['levels']} / {d['parents']} / {d['block_fns']})"
+
+
+def _levels_cell(genome) -> str:
+    return " ".join(map(str, decisions(genome, SPACE)["levels"]))
+
+
+def test_similarity_rediscovery_reports_distances_levels_and_exports_both_formats(
+        similarity_run, env):
+    results, out = similarity_run
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("search sim: space spinenet-49, controller evolution (seed 0)")
+    assert lines[1] == f"objective similarity: {CHECK}"
+    assert lines[-1] == f"rediscovery report {results / 'sim' / 'rediscovery.md'} ({CHECK})"
+    folder = results / "sim"
+    # The preset: the seed alone, then its mutants; evolution scaled to the budget of 12.
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    assert (config["controller"]["initial"], config["controller"]["initial_mutants"],
+            config["controller"]["evolution"]["population_size"],
+            config["controller"]["evolution"]["tournament_size"], config["max_trials"],
+            config["objective"]["target"]) == (["resnet50-seed"], 3, 4, 2, 12, "spinenet-49")
+    status = status_json(results, "sim", env)
+    assert status["finished"] == 12
+    first = next(t for t in status["trials"] if t["trial_id"] == "evolution-0")
+    assert first["spec_hash"] == canonical_hash(builtin_spec("resnet50-seed"))
+
+    text = (folder / "rediscovery.md").read_text()
+    assert f"**Objective `similarity`: {CHECK}.**" in text
+    table, levels = _report_rows(text, "Architectures"), _report_rows(text, "Level sequences")
+    manifest = json.loads((folder / "specs" / "top.json").read_text())
+    seed_hash = canonical_hash(builtin_spec("resnet50-seed"))
+    found = [f"found #{m['rank']} ({m['trial_id']}"
+             + (" = ResNet-50 seed)" if m["spec_hash"] == seed_hash else ")") for m in manifest]
+    assert list(table) == list(levels) == ["ResNet-50 seed", "SpineNet-49", *found]
+    assert table["SpineNet-49"][6] == "0 (0 / 0 / 0)"
+    assert table["ResNet-50 seed"][6] == _distance_cell(SEED)
+    assert levels["SpineNet-49"] == [_levels_cell(TARGET)]
+    assert levels["ResNet-50 seed"] == [_levels_cell(SEED)]
+    assert len(manifest) == 3
+    for entry, label in zip(manifest, found):
+        json_file, garden_file = (folder / "specs" / name for name in entry["files"])
+        assert (json_file.suffix, garden_file.name.endswith(".model_garden.py")) == (".json", True)
+        assert canonical_hash(read_spec(json_file)) == entry["spec_hash"]
+        assert read_spec(garden_file).blocks == read_spec(json_file).blocks
+        genome = genome_from_spec(read_spec(json_file), SPACE)
+        assert table[label][0] == f"{entry['reward']:.4f}" == f"{similarity(genome, TARGET, SPACE):.4f}"
+        assert table[label][6] == _distance_cell(genome)
+        assert table[label][7] == (f"[JSON](specs/{json_file.name}) "
+                                   f"[Model Garden](specs/{garden_file.name})")
+        assert levels[label] == [_levels_cell(genome)]
+    assert f"Line SpineNet-49: 1.0000.\nLine ResNet-50 seed: " \
+           f"{similarity(SEED, TARGET, SPACE):.4f}." in text
+    assert "TODO" not in text
+    for name in ("rediscovery_architectures.png", "rediscovery_reward.png", "report.md"):
+        assert (folder / name).stat().st_size > 0, name
+
+    # `nas report` writes the same rediscovery report again.
+    (folder / "rediscovery.md").unlink()
+    again = run(["report", "sim", "--results-dir", results], env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == \
+        f"rediscovery report written to {folder / 'rediscovery.md'}"
+    assert (folder / "rediscovery.md").read_text() == text
+
+
+def test_resume_with_a_larger_budget_runs_only_the_new_trials(similarity_run, env, tmp_path):
+    results, out = similarity_run
+    assert out.returncode == 0, out.stderr
+    shutil.copytree(results / "sim", tmp_path / "sim")
+    before = {t["trial_id"]: t for t in status_json(tmp_path, "sim", env)["trials"]}
+    resume = ["rediscover", "--name", "sim", "--results-dir", tmp_path, "--resume", "--quiet"]
+    refused = run([*resume, "--objective", "ap"], env)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert "--resume: a run keeps its controller, proxy and objective" in refused.stderr
+    resumed = run([*resume, "--budget", 16], env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    lines = resumed.stdout.strip().splitlines()
+    assert lines[0] == f"objective similarity: {CHECK}"
+    assert [line.split()[0] for line in lines[1:5]] == [f"[{k}/16]" for k in range(13, 17)]
+    assert lines[-1].endswith(f"rediscovery.md ({CHECK})")
+    status = status_json(tmp_path, "sim", env)
+    after = {t["trial_id"]: t for t in status["trials"]}
+    assert (status["max_trials"], status["finished"]) == (16, 16)
+    assert {k: after[k] for k in before} == before  # nothing ran again
+    assert len({t["spec_hash"] for t in after.values() if t["status"] == "done"}) == 16
+    assert "16 trials done of a budget of 16" in (tmp_path / "sim" / "rediscovery.md").read_text()
+
+
+def test_tiny_rediscovery_trains_two_trials_and_retrains_what_the_search_did_not(env, tmp_path):
+    out = run(["rediscover", "--proxy", "tiny", "--budget", 2, "--retrain-seeds", 1,
+               "--name", "tiny", "--results-dir", tmp_path, "--quiet"], env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert CHECK not in out.stdout
+    status = status_json(tmp_path, "tiny", env)
+    assert (status["finished"], status["failed"]) == (2, 0)
+    trials = {t["spec_hash"]: t for t in status["trials"]}
+    target_hash = canonical_hash(builtin_spec("spinenet-49"))
+    # Only SpineNet-49 is trained again: the seed-0 rewards of the rest are the search's.
+    retrained = [line for line in out.stdout.splitlines() if line.startswith("retrained")]
+    assert len(retrained) == 1 and retrained[0].startswith("retrained spinenet-49 (seed 0): reward")
+    with sqlite3.connect(tmp_path / "tiny" / LEDGER_FILE) as conn:
+        (meta,) = conn.execute("SELECT value FROM meta WHERE key = 'rediscovery'").fetchone()
+    record = json.loads(meta)
+    assert record["retrain_seeds"] == 1 and target_hash not in trials
+    assert {h: v for h, v in record["retrain"].items() if h != target_hash} == \
+        {h: {"0": t["reward"]} for h, t in trials.items()}
+    target_reward = record["retrain"][target_hash]["0"]
+    assert 0 <= target_reward <= 1
+    text = (tmp_path / "tiny" / "rediscovery.md").read_text()
+    row = _report_rows(text, "Architectures")["SpineNet-49"]
+    assert row[:4] == ["-", f"{target_reward:.4f}", "0.0000", f"0: {target_reward:.4f}"]
+    assert f"Line SpineNet-49: {target_reward:.4f}." in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budget", "0"], "--budget: must be >= 1, got 0"),
+    (["--retrain-seeds", "-1"], "--retrain-seeds: must be >= 0, got -1"),
+    (["--objective", "similarity", "--retrain-seeds", "2", "--budget", "1"],
+     "--retrain-seeds: the similarity objective trains nothing, got 2"),
+    (["--resume"], "--resume: name the run to resume with --name"),
+    (["--name", "a/b"], "--name: 'a/b' must be 1-100 letters"),
+])
+def test_bad_input_exits_2_naming_the_option_and_writes_nothing(argv, message, tmp_path,
+                                                                capsys):
+    assert main(["rediscover", *argv, "--results-dir", str(tmp_path / "results")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_paper_proxy_without_coco_says_how_to_prepare_it_and_leaves_nothing(env, tmp_path):
+    out = run(["rediscover", "--proxy", "paper", "--name", "p", "--results-dir", tmp_path,
+               "--quiet"], env)
+    assert out.returncode == 2
+    assert out.stderr.startswith("nas rediscover: error: COCO 2017 is not prepared in data_dir=")
+    assert "tfds build coco/2017 --file_format=array_record" in out.stderr
+    assert list(tmp_path.iterdir()) == []
