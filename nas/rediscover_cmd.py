@@ -153,9 +153,10 @@ def _retrain_and_report(folder: Path, seeds: int) -> int:
     try:
         config = from_data(SearchConfig, ledger.meta("config"))
         if seeds:
-            files = exported_files(folder)
-            models = {row["spec_hash"]: row["model"] or _json_spec(folder, files[row["trial_id"]])
-                      for row in architectures(ledger, config)}
+            files, models = exported_files(folder), {}
+            for row in architectures(ledger, config):  # a built-in name before a spec file
+                models.setdefault(row["spec_hash"],
+                                  row["model"] or _json_spec(folder, files[row["trial_id"]]))
             try:
                 retrain(folder, ledger, models, config.proxy.preset, config.proxy.set,
                         range(seeds), META_KEY)

@@ -9,7 +9,6 @@ import sqlite3
 import pytest
 import yaml
 
-from nas.cli import main
 from nas.ledger import LEDGER_FILE
 from nas.stack import genome_of
 from search_space import (builtin_spec, canonical_hash, decisions, distance, genome_from_spec,
@@ -166,10 +165,10 @@ def test_tiny_rediscovery_trains_two_trials_and_retrains_what_the_search_did_not
     (["--resume"], "--resume: name the run to resume with --name"),
     (["--name", "a/b"], "--name: 'a/b' must be 1-100 letters"),
 ])
-def test_bad_input_exits_2_naming_the_option_and_writes_nothing(argv, message, tmp_path,
-                                                                capsys):
-    assert main(["rediscover", *argv, "--results-dir", str(tmp_path / "results")]) == 2
-    assert message in capsys.readouterr().err
+def test_bad_input_exits_2_naming_the_option_and_writes_nothing(argv, message, env, tmp_path):
+    out = run(["rediscover", *argv, "--results-dir", tmp_path / "results"], env, timeout=120)
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr.startswith(f"nas rediscover: error: {message}"), out.stderr
     assert not (tmp_path / "results").exists()
 
 
