@@ -137,10 +137,11 @@ def _batch_norm_train_fwd(x, scale, offset, epsilon):
     mean = total / count
     centered = _centered(x, mean)
     (squares,) = _channel_sums(centered * centered)
-    inv_std = lax.rsqrt(squares / count + epsilon)
+    var = squares / count
+    inv_std = lax.rsqrt(var + epsilon)
     multiplier = scale * inv_std
     y = (centered * multiplier + offset).astype(x.dtype)
-    return (y, mean, squares / count), (x, mean, inv_std, multiplier)
+    return (y, mean, var), (x, mean, inv_std, multiplier)
 
 
 def _batch_norm_train_bwd(epsilon, residuals, cotangents):
