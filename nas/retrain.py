@@ -5,7 +5,9 @@ A seed the search already trained an architecture with is taken from the search'
 
 from __future__ import annotations
 
+import ctypes
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +64,17 @@ def _train(folder: Path, model: str, preset: str, overrides: Sequence[str],
     with open(logs / LOG_FILE, "a") as log:
         log.write(f"$ {' '.join(command[1:])}\n")
         log.flush()
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True)
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True,
+                              preexec_fn=_die_with_parent)
     if done.returncode != 0:
         return None
     return json.loads(done.stdout)["reward"]
+
+
+def _die_with_parent() -> None:
+    """In the child, before it runs: on Linux the kernel kills it when the driver dies, so a
+    driver killed during a retraining leaves no training behind (a resume trains that seed
+    again)."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
