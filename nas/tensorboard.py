@@ -3,10 +3,13 @@ reward metrics as they arrive, and the trial's reward when it ends."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Dict
 
-from tensorboardX import SummaryWriter
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event
+from tensorboardX.summary import scalar
 
 from nas.ledger import DONE, FAILED
 
@@ -14,29 +17,38 @@ SKIPPED_KEYS = {"epoch", "seed"}
 
 
 class TensorBoardWriter:
-    """Opens one event writer per running trial; `handle` is a search events callback."""
+    """Opens one event file per running trial; `handle` is a search events callback.
+
+    Events are written synchronously through tensorboardX's plain `EventsWriter`: its
+    `SummaryWriter` starts a thread and a queue per file and registers an exit hook that keeps
+    every writer of the search alive until the driver exits."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
-        self.writers: Dict[str, SummaryWriter] = {}
+        self.writers: Dict[str, EventsWriter] = {}
 
-    def _writer(self, trial_id: str) -> SummaryWriter:
+    def _writer(self, trial_id: str) -> EventsWriter:
         if trial_id not in self.writers:
-            self.writers[trial_id] = SummaryWriter(str(self.directory / trial_id))
+            folder = self.directory / trial_id
+            folder.mkdir(parents=True, exist_ok=True)
+            self.writers[trial_id] = EventsWriter(str(folder / "events"))
         return self.writers[trial_id]
+
+    def _scalar(self, trial_id: str, tag: str, value: float, step: int) -> None:
+        event = Event(wall_time=time.time(), step=step, summary=scalar(tag, value))
+        self._writer(trial_id).write_event(event)
 
     def handle(self, kind: str, trial_id: str, data: Dict[str, Any]) -> None:
         if kind == "epoch":
-            writer = self._writer(trial_id)
             prefix = f"seed{data['seed']}/" if "seed" in data else ""
             for key, value in data.items():
                 if key not in SKIPPED_KEYS and _is_number(value):
-                    writer.add_scalar(prefix + key, value, int(data.get("epoch", 0)))
+                    self._scalar(trial_id, prefix + key, value, int(data.get("epoch", 0)))
+            self._writer(trial_id).flush()
         elif kind in (DONE, FAILED):
-            writer = self.writers.pop(trial_id, None)
             if kind == DONE and data.get("reward") is not None:
-                writer = writer or SummaryWriter(str(self.directory / trial_id))
-                writer.add_scalar("trial/reward", data["reward"], 0)
+                self._scalar(trial_id, "trial/reward", data["reward"], 0)
+            writer = self.writers.pop(trial_id, None)
             if writer is not None:
                 writer.close()
 
