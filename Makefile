@@ -1,10 +1,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ONEDNN_CONV := proxy_tasks/onednn/build/libonednn_conv.so
 
 .PHONY: venv search test clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(ONEDNN_CONV)
 
 $(STAMP): setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
@@ -12,11 +13,15 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-search: $(STAMP)
+# oneDNN convolutions for the CPU (skipped with a message where g++ or oneDNN is missing)
+$(ONEDNN_CONV): $(STAMP) proxy_tasks/onednn/conv.cc proxy_tasks/onednn/build.py
+	$(PY) -m proxy_tasks.onednn.build
+
+search: $(STAMP) $(ONEDNN_CONV)
 	$(VENV)/bin/nas search
 
-test: $(STAMP)
+test: $(STAMP) $(ONEDNN_CONV)
 	$(PY) -m nas.preload -m pytest
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info proxy_tasks/onednn/build

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from proxy_tasks import onednn
 from proxy_tasks.models.options import DEFAULT_KERNEL_INIT, GROUP_CHANNELS, ModelOptions
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -73,8 +74,9 @@ class Conv(nn.Module):
     """A k x k SAME convolution with a float32 kernel, computed in `dtype`.
 
     A 1x1 stride-1 convolution is a `dot_general` over the channel axis: on XLA's CPU backend
-    that avoids the transposes its convolution emitter inserts for the kernel gradient. A
-    convolution of a few-channel input is `few_channel_conv`.
+    that avoids the transposes its convolution emitter inserts for the kernel gradient. Other
+    convolutions run through oneDNN where `onednn.enabled` says so; otherwise one of a
+    few-channel input is `few_channel_conv`.
     """
 
     features: int
@@ -92,6 +94,8 @@ class Conv(nn.Module):
         x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
         if k == 1 and self.strides == 1:
             y = lax.dot_general(x, kernel.reshape(cin, self.features), (((x.ndim - 1,), (0,)), ((), ())))
+        elif onednn.enabled(self.dtype):
+            y = onednn.conv(x, kernel, self.strides)
         elif cin <= FEW_CHANNELS:
             y = few_channel_conv(x, kernel, self.strides)
         else:

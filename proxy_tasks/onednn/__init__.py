@@ -1,0 +1,5 @@
+"""oneDNN convolutions for XLA's CPU backend (issue 19): FFI custom calls built by `build`."""
+
+from proxy_tasks.onednn.ops import conv, enabled
+
+__all__ = ["conv", "enabled"]

@@ -1,0 +1,189 @@
+// SAME-padded NHWC x HWIO float32 convolution, its input gradient and its kernel gradient as
+// XLA FFI handlers calling oneDNN. Primitives are built once per shape and cached.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+
+#include "oneapi/dnnl/dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
+#include <omp.h>
+#endif
+
+namespace ffi = xla::ffi;
+using dnnl::memory;
+using Tag = memory::format_tag;
+
+namespace {
+
+// Threads each oneDNN call may use (0: the runtime's default); set once from Python.
+int g_threads = 0;
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// One convolution problem: input N,H,W,C; kernel KH,KW,C,F; output N,OH,OW,F.
+struct Shape {
+  int64_t n, h, w, c, kh, kw, f, oh, ow, stride, pad_top, pad_left;
+  bool operator<(const Shape& o) const {
+    return std::tie(n, h, w, c, kh, kw, f, oh, ow, stride, pad_top, pad_left) <
+           std::tie(o.n, o.h, o.w, o.c, o.kh, o.kw, o.f, o.oh, o.ow, o.stride, o.pad_top,
+                    o.pad_left);
+  }
+  memory::desc Input() const { return {{n, c, h, w}, memory::data_type::f32, Tag::nhwc}; }
+  memory::desc Kernel() const { return {{f, c, kh, kw}, memory::data_type::f32, Tag::hwio}; }
+  memory::desc Output() const { return {{n, f, oh, ow}, memory::data_type::f32, Tag::nhwc}; }
+  memory::dims Strides() const { return {stride, stride}; }
+  memory::dims PadL() const { return {pad_top, pad_left}; }
+  memory::dims PadR() const {
+    return {(oh - 1) * stride + kh - h - pad_top, (ow - 1) * stride + kw - w - pad_left};
+  }
+};
+
+using Dims = ffi::Buffer<ffi::F32>::Dimensions;
+
+enum class Op { kForward, kInputGrad, kKernelGrad };
+
+// A cached primitive and the reorder between the kernel's HWIO layout and the one it wants.
+struct Entry {
+  dnnl::primitive primitive;
+  memory::desc kernel;  // the layout the primitive takes or gives the kernel (gradient) in
+  dnnl::primitive reorder;  // HWIO to that layout (kernel grad: from it), when they differ
+  bool reordered = false;
+};
+
+memory::desc AnyKernel(const Shape& s) {
+  return {{s.f, s.c, s.kh, s.kw}, memory::data_type::f32, Tag::any};
+}
+
+Entry MakeEntry(Op op, const Shape& s) {
+  auto fwd = [&](memory::desc kernel) {
+    return dnnl::convolution_forward::primitive_desc(
+        Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+        s.Input(), kernel, s.Output(), s.Strides(), s.PadL(), s.PadR());
+  };
+  Entry e;
+  if (op == Op::kForward) {
+    auto pd = fwd(AnyKernel(s));
+    e.primitive = dnnl::convolution_forward(pd);
+    e.kernel = pd.weights_desc();
+  } else if (op == Op::kInputGrad) {
+    dnnl::convolution_backward_data::primitive_desc pd(
+        Engine(), dnnl::algorithm::convolution_direct, s.Input(), AnyKernel(s), s.Output(),
+        s.Strides(), s.PadL(), s.PadR(), fwd(AnyKernel(s)));
+    e.primitive = dnnl::convolution_backward_data(pd);
+    e.kernel = pd.weights_desc();
+  } else {
+    dnnl::convolution_backward_weights::primitive_desc pd(
+        Engine(), dnnl::algorithm::convolution_direct, s.Input(), AnyKernel(s), s.Output(),
+        s.Strides(), s.PadL(), s.PadR(), fwd(AnyKernel(s)));
+    e.primitive = dnnl::convolution_backward_weights(pd);
+    e.kernel = pd.diff_weights_desc();
+  }
+  e.reordered = e.kernel != s.Kernel();
+  if (e.reordered) {
+    bool to_plain = op == Op::kKernelGrad;
+    e.reorder = dnnl::reorder(dnnl::reorder::primitive_desc(
+        Engine(), to_plain ? e.kernel : s.Kernel(), Engine(), to_plain ? s.Kernel() : e.kernel));
+  }
+  return e;
+}
+
+const Entry& Cached(Op op, const Shape& s) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, Shape>, Entry> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto key = std::make_pair(static_cast<int>(op), s);
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, MakeEntry(op, s)).first;
+  return it->second;
+}
+
+Shape MakeShape(Dims x, Dims k, Dims y, int64_t stride, int64_t pad_top, int64_t pad_left) {
+  return {x[0], x[1], x[2], x[3], k[0], k[1], k[3], y[1], y[2], stride, pad_top, pad_left};
+}
+
+// Runs `op` with its three tensors (input, kernel, output gradient or output).
+ffi::Error Run(Op op, const Shape& s, float* input, float* kernel, float* output) {
+  try {
+#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
+    if (g_threads > 0 && omp_get_max_threads() != g_threads) omp_set_num_threads(g_threads);
+#endif
+    thread_local dnnl::stream stream(Engine());
+    const Entry& e = Cached(op, s);
+    memory x(s.Input(), Engine(), input), plain(s.Kernel(), Engine(), kernel),
+        y(s.Output(), Engine(), output);
+    memory k = e.reordered ? memory(e.kernel, Engine()) : plain;
+    if (e.reordered && op != Op::kKernelGrad) e.reorder.execute(stream, {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, k}});
+    int x_arg = op == Op::kInputGrad ? DNNL_ARG_DIFF_SRC : DNNL_ARG_SRC;
+    int k_arg = op == Op::kKernelGrad ? DNNL_ARG_DIFF_WEIGHTS : DNNL_ARG_WEIGHTS;
+    int y_arg = op == Op::kForward ? DNNL_ARG_DST : DNNL_ARG_DIFF_DST;
+    e.primitive.execute(stream, {{x_arg, x}, {k_arg, k}, {y_arg, y}});
+    if (e.reordered && op == Op::kKernelGrad) e.reorder.execute(stream, {{DNNL_ARG_FROM, k}, {DNNL_ARG_TO, plain}});
+    stream.wait();
+  } catch (const std::exception& e) {
+    return ffi::Error::Internal(std::string("oneDNN convolution: ") + e.what());
+  }
+  return ffi::Error::Success();
+}
+
+using F32 = ffi::Buffer<ffi::F32>;
+using F32Out = ffi::ResultBuffer<ffi::F32>;
+
+ffi::Error Forward(F32 x, F32 k, F32Out y, int64_t stride, int64_t pad_top, int64_t pad_left) {
+  Shape s = MakeShape(x.dimensions(), k.dimensions(), y->dimensions(), stride, pad_top, pad_left);
+  return Run(Op::kForward, s, x.typed_data(), k.typed_data(), y->typed_data());
+}
+
+ffi::Error InputGrad(F32 g, F32 k, F32Out dx, int64_t stride, int64_t pad_top,
+                     int64_t pad_left) {
+  Shape s = MakeShape(dx->dimensions(), k.dimensions(), g.dimensions(), stride, pad_top, pad_left);
+  return Run(Op::kInputGrad, s, dx->typed_data(), k.typed_data(), g.typed_data());
+}
+
+ffi::Error KernelGrad(F32 x, F32 g, F32Out dk, int64_t stride, int64_t pad_top,
+                      int64_t pad_left) {
+  Shape s = MakeShape(x.dimensions(), dk->dimensions(), g.dimensions(), stride, pad_top, pad_left);
+  return Run(Op::kKernelGrad, s, x.typed_data(), dk->typed_data(), g.typed_data());
+}
+
+}  // namespace
+
+#define CONV_HANDLER(name, impl)                                                  \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(name, impl,                                       \
+                                ffi::Ffi::Bind()                                  \
+                                    .Arg<F32>()                                   \
+                                    .Arg<F32>()                                   \
+                                    .Ret<F32>()                                   \
+                                    .Attr<int64_t>("stride")                      \
+                                    .Attr<int64_t>("pad_top")                     \
+                                    .Attr<int64_t>("pad_left"));
+
+CONV_HANDLER(OnednnConvForward, Forward)
+CONV_HANDLER(OnednnConvInputGrad, InputGrad)
+CONV_HANDLER(OnednnConvKernelGrad, KernelGrad)
+
+extern "C" void OnednnSetThreads(int threads) { g_threads = threads; }
+
+// The implementation oneDNN picked for `op` (0 forward, 1 input grad, 2 kernel grad).
+extern "C" const char* OnednnImplementation(int op, int64_t n, int64_t h, int64_t w, int64_t c,
+                                            int64_t k, int64_t f, int64_t stride) {
+  static thread_local std::string name;
+  int64_t oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
+  int64_t pad_top = std::max<int64_t>((oh - 1) * stride + k - h, 0) / 2;
+  int64_t pad_left = std::max<int64_t>((ow - 1) * stride + k - w, 0) / 2;
+  Shape s{n, h, w, c, k, k, f, oh, ow, stride, pad_top, pad_left};
+  auto pd = Cached(static_cast<Op>(op), s).primitive.get_primitive_desc();
+  const char* info = nullptr;
+  dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info);
+  name = info ? info : "";
+  return name.c_str();
+}

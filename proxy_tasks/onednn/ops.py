@@ -1,0 +1,77 @@
+"""A SAME NHWC convolution whose forward pass and both gradients are oneDNN custom calls.
+
+`NAS_CPU_CONV` picks the CPU path: `xla` (default) or `onednn`; the XLA path stays wherever the
+extension is not built, off the CPU and for dtypes other than float32.
+`NAS_ONEDNN_THREADS`: OpenMP threads per oneDNN call, default 1: a call runs on the XLA thread
+that makes it, so oneDNN never adds threads to XLA's pool (with 2, oneDNN's spinning barriers
+met XLA's busy threads and stalled for minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from proxy_tasks.onednn.build import LIBRARY
+
+SYMBOLS = {"forward": "OnednnConvForward", "input_grad": "OnednnConvInputGrad",
+           "kernel_grad": "OnednnConvKernelGrad"}
+
+
+@functools.cache
+def library() -> Optional[ctypes.CDLL]:
+    """The extension with its custom calls registered on the CPU, or None where it is not built."""
+    if not LIBRARY.exists():
+        return None
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads must not spin
+    lib = ctypes.CDLL(str(LIBRARY))
+    for name, symbol in SYMBOLS.items():
+        jax.ffi.register_ffi_target(f"onednn_conv_{name}", jax.ffi.pycapsule(getattr(lib, symbol)),
+                                    platform="cpu")
+    lib.OnednnSetThreads(int(os.environ.get("NAS_ONEDNN_THREADS", "1")))
+    lib.OnednnImplementation.restype = ctypes.c_char_p
+    lib.OnednnImplementation.argtypes = [ctypes.c_int] + [ctypes.c_int64] * 7
+    return lib
+
+
+def enabled(dtype) -> bool:
+    """Whether a convolution in `dtype` traced now runs through oneDNN."""
+    return (os.environ.get("NAS_CPU_CONV", "xla") == "onednn" and jnp.dtype(dtype) == jnp.float32
+            and jax.default_backend() == "cpu" and library() is not None)
+
+
+def _call(name: str, shape, a, b, strides: int, kernel_hw):
+    """Custom call `name` on (a, b), float32 result of `shape`; SAME pads from the input's size."""
+    library()
+    in_hw = shape[1:3] if name == "input_grad" else a.shape[1:3]
+    (top, _), (left, _) = lax.padtype_to_pads(in_hw, kernel_hw, (strides, strides), "SAME")
+    call = jax.ffi.ffi_call(f"onednn_conv_{name}", jax.ShapeDtypeStruct(shape, jnp.float32))
+    return call(a, b, stride=np.int64(strides), pad_top=np.int64(top), pad_left=np.int64(left))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv(x, kernel, strides: int):
+    """SAME convolution of NHWC `x` with HWIO `kernel` (float32), as `lax.conv_general_dilated`."""
+    n, h, w, _ = x.shape
+    shape = (n, -(-h // strides), -(-w // strides), kernel.shape[3])
+    return _call("forward", shape, x, kernel, strides, kernel.shape[:2])
+
+
+def _conv_fwd(x, kernel, strides):
+    return conv(x, kernel, strides), (x, kernel)
+
+
+def _conv_bwd(strides, residuals, g):
+    x, kernel = residuals
+    return (_call("input_grad", x.shape, g, kernel, strides, kernel.shape[:2]),
+            _call("kernel_grad", kernel.shape, x, g, strides, kernel.shape[:2]))
+
+
+conv.defvjp(_conv_fwd, _conv_bwd)

@@ -1,0 +1,107 @@
+"""The oneDNN convolution custom calls equal XLA's convolution, alone, in the backbone and
+under the 8-device mesh."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from proxy_tasks import onednn
+from proxy_tasks.mesh import make_mesh
+from proxy_tasks.models import ModelOptions, build_model, init_variables
+from proxy_tasks.models.layers import NHWC
+from proxy_tasks.onednn.ops import library
+from tests.tiny_models import TINY_SPEC
+
+pytestmark = pytest.mark.skipif(library() is None, reason="oneDNN extension not built")
+
+
+def assert_close(actual, expected):
+    """rtol 1e-4, and an absolute floor of 1e-5 of the largest value for entries that cancel."""
+    expected = np.asarray(expected)
+    np.testing.assert_allclose(np.asarray(actual), expected, rtol=1e-4,
+                               atol=1e-5 * float(np.abs(expected).max()))
+
+
+def xla_conv(x, kernel, strides):
+    return lax.conv_general_dilated(x, kernel, (strides, strides), "SAME", dimension_numbers=NHWC)
+
+
+def value_and_grads(conv, x, kernel, g, strides):
+    y, vjp = jax.vjp(lambda x, k: conv(x, k, strides), x, kernel)
+    return (y, *vjp(g))
+
+
+# (batch, height, width, in channels, kernel size, out channels, stride)
+SHAPES = [
+    (2, 8, 8, 16, 1, 24, 1),     # 1x1
+    (2, 8, 8, 16, 1, 24, 2),     # 1x1 stride 2
+    (2, 12, 12, 16, 3, 16, 1),   # 3x3
+    (2, 12, 12, 8, 3, 16, 2),    # 3x3 stride 2
+    (2, 32, 32, 3, 7, 16, 2),    # the 7x7 stride-2 stem on RGB
+    (2, 9, 7, 5, 3, 6, 1),       # odd sizes
+    (2, 9, 7, 5, 3, 6, 2),       # odd sizes, stride 2
+    (1, 5, 5, 32, 3, 32, 1),     # batch 1
+    (1, 11, 13, 4, 3, 4, 2),     # batch 1, odd, stride 2
+]
+
+
+@pytest.mark.parametrize("n,h,w,cin,k,cout,strides", SHAPES)
+def test_forward_and_both_gradients_equal_xla(n, h, w, cin, k, cout, strides):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(n, h, w, cin)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, k, cin, cout)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(n, -(-h // strides), -(-w // strides), cout)), jnp.float32)
+    ours = jax.jit(value_and_grads, static_argnums=(0, 4))(onednn.conv, x, kernel, g, strides)
+    reference = jax.jit(value_and_grads, static_argnums=(0, 4))(xla_conv, x, kernel, g, strides)
+    for a, b in zip(ours, reference):
+        assert a.shape == b.shape
+        assert_close(a, b)
+
+
+def backbone_loss_and_grads(monkeypatch, path):
+    monkeypatch.setenv("NAS_CPU_CONV", path)
+    model = build_model(TINY_SPEC, None, ModelOptions())
+    variables = init_variables(model, jax.random.PRNGKey(0), 64, 64)
+    images = jnp.asarray(np.random.default_rng(1).normal(size=(2, 64, 64, 3)), jnp.float32)
+
+    def loss(params):
+        # Inference-mode BN: with batch statistics the 1x1 coarse levels normalize two values
+        # per channel, which amplifies float32 rounding to 1e-3 between any two conv kernels.
+        outputs = model.apply({"params": params, "batch_stats": variables["batch_stats"]},
+                              images, train=False)
+        return sum(jnp.mean(jnp.square(x)) for x in outputs["endpoints"].values())
+
+    step = jax.jit(jax.value_and_grad(loss))
+    return step(variables["params"]), str(step.lower(variables["params"]).as_text())
+
+
+def test_backbone_loss_and_gradients_equal_the_xla_path(monkeypatch):
+    (loss, grads), text = backbone_loss_and_grads(monkeypatch, "onednn")
+    (xla_loss, xla_grads), xla_text = backbone_loss_and_grads(monkeypatch, "xla")
+    assert "onednn_conv_kernel_grad" in text and "onednn_conv" not in xla_text
+    assert_close(loss, xla_loss)
+    leaves, xla_leaves = jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(xla_grads)
+    assert len(leaves) == len(xla_leaves)
+    for a, b in zip(leaves, xla_leaves):
+        assert_close(a, b)
+
+
+def test_sharded_batch_gives_the_single_device_result():
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(8, 10, 10, 16)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 16, 8)), jnp.float32)
+
+    def loss(x, kernel):
+        return jnp.sum(jnp.square(onednn.conv(x, kernel, 1)))
+
+    grads = jax.jit(jax.value_and_grad(loss, (0, 1)))
+    single = grads(x, kernel)
+    mesh = make_mesh()
+    sharded_x = jax.device_put(x, NamedSharding(mesh, P("data")))
+    sharded = grads(sharded_x, jax.device_put(kernel, NamedSharding(mesh, P())))
+    assert_close(sharded[0], single[0])
+    for a, b in zip(sharded[1], single[1]):
+        assert_close(a, b)
