@@ -23,6 +23,14 @@ PAPER_GENOME = decode(random_genome(SPACES["spinenet-49"], np.random.default_rng
                       SPACES["spinenet-49"], PROXY_SIZE.scaling)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def xla_convolutions():
+    """The counts read XLA's convolutions; oneDNN's custom calls (`NAS_CPU_CONV`) hide theirs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NAS_CPU_CONV", "xla")
+        yield
+
+
 def compile_fast(fn, *args):
     return jax.jit(fn).lower(*args).compile(compiler_options=FAST_COMPILE)
 

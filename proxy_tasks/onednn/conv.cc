@@ -1,6 +1,8 @@
 // SAME-padded NHWC x HWIO float32 convolution, its input gradient and its kernel gradient as
 // XLA FFI handlers calling oneDNN. Primitives are built once per shape and cached.
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -8,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -58,7 +61,15 @@ struct Entry {
   memory::desc kernel;  // the layout the primitive takes or gives the kernel (gradient) in
   dnnl::primitive reorder;  // HWIO to that layout (kernel grad: from it), when they differ
   bool reordered = false;
+  memory::desc scratchpad;  // allocated per call: one primitive may run on several threads
 };
+
+// Every primitive takes its scratchpad from the caller: oneDNN's own is shared per thread.
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
 
 memory::desc AnyKernel(const Shape& s) {
   return {{s.f, s.c, s.kh, s.kw}, memory::data_type::f32, Tag::any};
@@ -68,25 +79,28 @@ Entry MakeEntry(Op op, const Shape& s) {
   auto fwd = [&](memory::desc kernel) {
     return dnnl::convolution_forward::primitive_desc(
         Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-        s.Input(), kernel, s.Output(), s.Strides(), s.PadL(), s.PadR());
+        s.Input(), kernel, s.Output(), s.Strides(), s.PadL(), s.PadR(), UserScratchpad());
   };
   Entry e;
   if (op == Op::kForward) {
     auto pd = fwd(AnyKernel(s));
     e.primitive = dnnl::convolution_forward(pd);
     e.kernel = pd.weights_desc();
+    e.scratchpad = pd.scratchpad_desc();
   } else if (op == Op::kInputGrad) {
     dnnl::convolution_backward_data::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, s.Input(), AnyKernel(s), s.Output(),
-        s.Strides(), s.PadL(), s.PadR(), fwd(AnyKernel(s)));
+        s.Strides(), s.PadL(), s.PadR(), fwd(AnyKernel(s)), UserScratchpad());
     e.primitive = dnnl::convolution_backward_data(pd);
     e.kernel = pd.weights_desc();
+    e.scratchpad = pd.scratchpad_desc();
   } else {
     dnnl::convolution_backward_weights::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, s.Input(), AnyKernel(s), s.Output(),
-        s.Strides(), s.PadL(), s.PadR(), fwd(AnyKernel(s)));
+        s.Strides(), s.PadL(), s.PadR(), fwd(AnyKernel(s)), UserScratchpad());
     e.primitive = dnnl::convolution_backward_weights(pd);
     e.kernel = pd.diff_weights_desc();
+    e.scratchpad = pd.scratchpad_desc();
   }
   e.reordered = e.kernel != s.Kernel();
   if (e.reordered) {
@@ -111,24 +125,88 @@ Shape MakeShape(Dims x, Dims k, Dims y, int64_t stride, int64_t pad_top, int64_t
   return {x[0], x[1], x[2], x[3], k[0], k[1], k[3], y[1], y[2], stride, pad_top, pad_left};
 }
 
-// Runs `op` with its three tensors (input, kernel, output gradient or output).
-ffi::Error Run(Op op, const Shape& s, float* input, float* kernel, float* output) {
-  try {
+// Runs `op` on one shape with its three tensors (input, kernel, output gradient or output).
+void RunPart(Op op, const Shape& s, float* input, float* kernel, float* output) {
 #if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
-    if (g_threads > 0 && omp_get_max_threads() != g_threads) omp_set_num_threads(g_threads);
+  if (g_threads > 0 && omp_get_max_threads() != g_threads) omp_set_num_threads(g_threads);
 #endif
-    thread_local dnnl::stream stream(Engine());
-    const Entry& e = Cached(op, s);
-    memory x(s.Input(), Engine(), input), plain(s.Kernel(), Engine(), kernel),
-        y(s.Output(), Engine(), output);
-    memory k = e.reordered ? memory(e.kernel, Engine()) : plain;
-    if (e.reordered && op != Op::kKernelGrad) e.reorder.execute(stream, {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, k}});
-    int x_arg = op == Op::kInputGrad ? DNNL_ARG_DIFF_SRC : DNNL_ARG_SRC;
-    int k_arg = op == Op::kKernelGrad ? DNNL_ARG_DIFF_WEIGHTS : DNNL_ARG_WEIGHTS;
-    int y_arg = op == Op::kForward ? DNNL_ARG_DST : DNNL_ARG_DIFF_DST;
-    e.primitive.execute(stream, {{x_arg, x}, {k_arg, k}, {y_arg, y}});
-    if (e.reordered && op == Op::kKernelGrad) e.reorder.execute(stream, {{DNNL_ARG_FROM, k}, {DNNL_ARG_TO, plain}});
-    stream.wait();
+  thread_local dnnl::stream stream(Engine());
+  const Entry& e = Cached(op, s);
+  memory x(s.Input(), Engine(), input), plain(s.Kernel(), Engine(), kernel),
+      y(s.Output(), Engine(), output);
+  memory k = e.reordered ? memory(e.kernel, Engine()) : plain;
+  if (e.reordered && op != Op::kKernelGrad) {
+    e.reorder.execute(stream, {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, k}});
+  }
+  int x_arg = op == Op::kInputGrad ? DNNL_ARG_DIFF_SRC : DNNL_ARG_SRC;
+  int k_arg = op == Op::kKernelGrad ? DNNL_ARG_DIFF_WEIGHTS : DNNL_ARG_WEIGHTS;
+  int y_arg = op == Op::kForward ? DNNL_ARG_DST : DNNL_ARG_DIFF_DST;
+  memory scratchpad(e.scratchpad, Engine());
+  e.primitive.execute(stream, {{x_arg, x}, {k_arg, k}, {y_arg, y}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  if (e.reordered && op == Op::kKernelGrad) {
+    e.reorder.execute(stream, {{DNNL_ARG_FROM, k}, {DNNL_ARG_TO, plain}});
+  }
+  stream.wait();
+}
+
+// The second half of a batch split in two: run by whichever thread claims it first.
+struct Half {
+  std::atomic<bool> claimed{false};
+  std::mutex mutex;
+  std::condition_variable finished_cv;
+  bool finished = false;
+  std::string error;
+};
+
+// Convolutions of at least this many multiply-adds split the batch over two threads.
+constexpr int64_t kSplitMacs = 4 << 20;
+
+// Runs `op`, the batch's second half on one of XLA's threads where it is large enough: both
+// halves on XLA's own pool, so oneDNN adds no threads. The caller takes the second half back
+// if no pool thread has started it when the first is done, so a busy pool costs no waiting.
+ffi::Error Run(ffi::ThreadPool pool, Op op, const Shape& s, float* input, float* kernel,
+               float* output) {
+  try {
+    int64_t macs = s.n * s.oh * s.ow * s.f * s.c * s.kh * s.kw;
+    if (s.n < 2 || macs < kSplitMacs || pool.num_threads() < 2) {
+      RunPart(op, s, input, kernel, output);
+      return ffi::Error::Success();
+    }
+    Shape first = s, second = s;
+    first.n = s.n / 2;
+    second.n = s.n - first.n;
+    float* input2 = input + first.n * s.h * s.w * s.c;
+    float* output2 = output + first.n * s.oh * s.ow * s.f;
+    // Kernel gradient: the second half's partial sum goes to its own buffer, added at the end.
+    std::vector<float> partial(op == Op::kKernelGrad ? s.kh * s.kw * s.c * s.f : 0);
+    float* kernel2 = op == Op::kKernelGrad ? partial.data() : kernel;
+    auto half = std::make_shared<Half>();
+    auto run_second = [=, &partial]() {
+      if (half->claimed.exchange(true)) return;
+      std::string error;
+      try {
+        RunPart(op, second, input2, kernel2, output2);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      std::lock_guard<std::mutex> lock(half->mutex);
+      half->error = error;
+      half->finished = true;
+      half->finished_cv.notify_all();
+    };
+    pool.Schedule([half, run_second]() { run_second(); });
+    std::string error;
+    try {
+      RunPart(op, first, input, kernel, output);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    run_second();  // does nothing if a pool thread has it
+    std::unique_lock<std::mutex> lock(half->mutex);
+    half->finished_cv.wait(lock, [&] { return half->finished; });
+    if (error.empty()) error = half->error;
+    if (!error.empty()) throw std::runtime_error(error);
+    for (size_t i = 0; i < partial.size(); ++i) kernel[i] += partial[i];
   } catch (const std::exception& e) {
     return ffi::Error::Internal(std::string("oneDNN convolution: ") + e.what());
   }
@@ -138,21 +216,22 @@ ffi::Error Run(Op op, const Shape& s, float* input, float* kernel, float* output
 using F32 = ffi::Buffer<ffi::F32>;
 using F32Out = ffi::ResultBuffer<ffi::F32>;
 
-ffi::Error Forward(F32 x, F32 k, F32Out y, int64_t stride, int64_t pad_top, int64_t pad_left) {
+ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 k, F32Out y, int64_t stride,
+                   int64_t pad_top, int64_t pad_left) {
   Shape s = MakeShape(x.dimensions(), k.dimensions(), y->dimensions(), stride, pad_top, pad_left);
-  return Run(Op::kForward, s, x.typed_data(), k.typed_data(), y->typed_data());
+  return Run(pool, Op::kForward, s, x.typed_data(), k.typed_data(), y->typed_data());
 }
 
-ffi::Error InputGrad(F32 g, F32 k, F32Out dx, int64_t stride, int64_t pad_top,
-                     int64_t pad_left) {
+ffi::Error InputGrad(ffi::ThreadPool pool, F32 g, F32 k, F32Out dx, int64_t stride,
+                     int64_t pad_top, int64_t pad_left) {
   Shape s = MakeShape(dx->dimensions(), k.dimensions(), g.dimensions(), stride, pad_top, pad_left);
-  return Run(Op::kInputGrad, s, dx->typed_data(), k.typed_data(), g.typed_data());
+  return Run(pool, Op::kInputGrad, s, dx->typed_data(), k.typed_data(), g.typed_data());
 }
 
-ffi::Error KernelGrad(F32 x, F32 g, F32Out dk, int64_t stride, int64_t pad_top,
-                      int64_t pad_left) {
+ffi::Error KernelGrad(ffi::ThreadPool pool, F32 x, F32 g, F32Out dk, int64_t stride,
+                      int64_t pad_top, int64_t pad_left) {
   Shape s = MakeShape(x.dimensions(), dk->dimensions(), g.dimensions(), stride, pad_top, pad_left);
-  return Run(Op::kKernelGrad, s, x.typed_data(), dk->typed_data(), g.typed_data());
+  return Run(pool, Op::kKernelGrad, s, x.typed_data(), dk->typed_data(), g.typed_data());
 }
 
 }  // namespace
@@ -160,6 +239,7 @@ ffi::Error KernelGrad(F32 x, F32 g, F32Out dk, int64_t stride, int64_t pad_top,
 #define CONV_HANDLER(name, impl)                                                  \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(name, impl,                                       \
                                 ffi::Ffi::Bind()                                  \
+                                    .Ctx<ffi::ThreadPool>()                       \
                                     .Arg<F32>()                                   \
                                     .Arg<F32>()                                   \
                                     .Ret<F32>()                                   \
