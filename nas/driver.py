@@ -32,7 +32,9 @@ from nas.tensorboard import TensorBoardWriter
 
 RAY_PROCESSES_FILE = "ray_processes.json"
 INTERRUPTED = 130
-TRIALS_PER_EXPERIMENT = 200
+# Tune's memory per experiment stays under about 4 MiB; a new experiment restarts the trial
+# workers (seconds, against minutes of trials). bench/results/search.md, driver overhead.
+TRIALS_PER_EXPERIMENT = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +169,10 @@ def _tune(folder: Path, config: SearchConfig, state: SearchState) -> bool:
     """Runs the trials through Tune experiments of at most `TRIALS_PER_EXPERIMENT` trials each
     until the budget is spent; returns False when Ctrl-C stopped it. Tune keeps every trial of
     an experiment in memory (about 80 kB each); a new experiment starts empty, and what the
-    last one held goes back to the OS."""
+    last one held goes back to the OS. Ray's `log_once` memo, which keeps a string for each
+    part of a trial's state its JSON encoder falls back on, is emptied with it."""
+    from ray.util.debug import reset_log_once
+
     from nas.tune_bridge import ControllerSearcher, StopWhen
 
     session = time.strftime("%Y%m%d-%H%M%S")
@@ -178,6 +183,7 @@ def _tune(folder: Path, config: SearchConfig, state: SearchState) -> bool:
             searcher = ControllerSearcher(state, TRIALS_PER_EXPERIMENT)
             _tuner(folder, config, state, searcher, f"session-{session}-{part}",
                    StopWhen(lambda: interrupt.requested)).fit()
+            reset_log_once()
             release_free_memory()
             state.requeue_unfinished()
             if searcher.handed_out == 0:  # the controller has nothing more to propose
