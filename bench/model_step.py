@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--no-tcmalloc", action="store_true")
     p.add_argument("--cache-dir", help="persistent compilation cache directory")
     p.add_argument("--xla-flags", default="", help="extra XLA_FLAGS for the runs")
+    p.add_argument("--cpu-conv", choices=("xla", "onednn"),
+                   help="NAS_CPU_CONV for the runs (default: the environment's)")
     p.add_argument("--out", help="JSON file to write (default: print)")
     p.add_argument("--case", nargs=2, metavar=("MODEL", "SIZE"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -52,6 +54,8 @@ def child_env(args) -> dict:
     env = (None if args.no_tcmalloc else preload_env()) or dict(os.environ)
     env["XLA_FLAGS"] = " ".join(filter(None, (env.get("XLA_FLAGS"), args.xla_flags)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
+    if args.cpu_conv:
+        env["NAS_CPU_CONV"] = args.cpu_conv
     return env
 
 
@@ -190,7 +194,8 @@ def main(argv=None) -> int:
         "settings": {"tcmalloc": LIBRARY in env.get("LD_PRELOAD", ""),
                      "dtype": args.dtype, "plain_layers": args.plain_layers,
                      "donate": not args.no_donate, "cache_dir": args.cache_dir,
-                     "xla_flags": env["XLA_FLAGS"], "steps": args.steps, "warmup": args.warmup},
+                     "xla_flags": env["XLA_FLAGS"], "steps": args.steps, "warmup": args.warmup,
+                     "cpu_conv": env.get("NAS_CPU_CONV", "default")},
         "model": "SpineNet-49 blocks, filter_size_scale 0.25, alpha 0.25, endpoints 64; "
                  "RetinaNet head 4 x 64, 91 classes, 9 anchors",
         "results": results,

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "conv.cc"
-LIBRARY = HERE / "build" / "libonednn_conv.so"
+from proxy_tasks.onednn.ops import LIBRARY
+
+SOURCE = Path(__file__).resolve().parent / "conv.cc"
 
 
 def prefix_dirs() -> tuple[Path, Path]:
@@ -24,7 +24,7 @@ def command() -> list[str]:
 
     include, lib = prefix_dirs()
     return ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp",
-            f"-I{include}", f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(LIBRARY),
+            "-isystem", str(include), "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", str(LIBRARY),
             f"-L{lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib}"]
 
 

@@ -3,8 +3,9 @@
 `NAS_CPU_CONV` picks the CPU path: `xla` (default) or `onednn`; the XLA path stays wherever the
 extension is not built, off the CPU and for dtypes other than float32.
 `NAS_ONEDNN_THREADS`: OpenMP threads per oneDNN call, default 1: a call runs on the XLA thread
-that makes it, so oneDNN never adds threads to XLA's pool (with 2, oneDNN's spinning barriers
-met XLA's busy threads and stalled for minutes on 2 cores).
+that makes it (a large one splits its batch over two of XLA's pool threads), so oneDNN adds no
+threads to XLA's (with 2 OpenMP threads, oneDNN's spinning barriers met XLA's busy threads and
+stalled for minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+from pathlib import Path
 from typing import Optional
 
 import jax
@@ -19,8 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from proxy_tasks.onednn.build import LIBRARY
-
+LIBRARY = Path(__file__).resolve().parent / "build" / "libonednn_conv.so"  # made by `build`
 SYMBOLS = {"forward": "OnednnConvForward", "input_grad": "OnednnConvInputGrad",
            "kernel_grad": "OnednnConvKernelGrad"}
 
