@@ -48,8 +48,8 @@ def main() -> None:
     results = Path(tempfile.mkdtemp(prefix="nas-bench-driver-"))
     command = [sys.executable, "-m", "nas.cli", "search", "--set", "objective.name=similarity",
                "--set", f"controller.name={args.controller}", "--max-trials", str(args.trials),
-               "--concurrency", str(args.concurrency), "--name", "bench", "--results-dir",
-               str(results), "--quiet"]
+               "--concurrency", str(args.concurrency), "--set", "resources.cpus=1",
+               "--name", "bench", "--results-dir", str(results), "--quiet"]
     started = time.monotonic()
     driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)

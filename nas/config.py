@@ -125,7 +125,7 @@ class ResourcesSection:
     """What one trial gets: per host CPUs, GPUs and TPU chips, and its number of hosts (one
     process each, placed by `placement`)."""
 
-    cpus: float = 1.0
+    cpus: float = 2.0
     gpus: float = 0.0
     tpus: int = 0
     hosts: int = 1
@@ -157,9 +157,9 @@ class EarlyStoppingSection:
 class SearchConfig:
     """A whole search: what is searched, how, on what proxy, with which resources and budget.
 
-    The defaults are `make search`: 14 trials of the `default` proxy, two side by side with a
-    core each (64 trials an hour on 2 cores against 53 one at a time on both:
-    bench/results/search_throughput_concurrency.json), about 14 minutes."""
+    The defaults are `make search`: 12 trials of the `default` proxy, one at a time on 2 cores
+    (a trial takes about 70 s so, against about 200 s for each of two side by side with a core
+    each: bench/results/search.md)."""
 
     space: str = "spinenet-49"
     controller: ControllerSection = ControllerSection()
@@ -169,8 +169,8 @@ class SearchConfig:
     resources: ResourcesSection = ResourcesSection()
     early_stopping: EarlyStoppingSection = EarlyStoppingSection()
     retries: int = 2
-    max_trials: int = 14
-    concurrency: int = 2
+    max_trials: int = 12
+    concurrency: int = 1
 
     def __post_init__(self):
         _choice("space", self.space, tuple(SPACES))

@@ -14,7 +14,7 @@ from proxy_tasks.presets import PRESETS
 
 CONTROLLERS = ("evolution", "ppo")
 OBJECTIVES = ("ap", "similarity")
-# About an hour of the default proxy two at a time; a few minutes of similarity checks.
+# About 70 minutes of the default proxy on 2 cores; a few minutes of similarity checks.
 DEFAULT_BUDGET = {"ap": 60, "similarity": 300}
 DEFAULT_RETRAIN_SEEDS = {"ap": 3, "similarity": 0}
 # Evolution's population: a tenth of the budget within these bounds (bench/results/

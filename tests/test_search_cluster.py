@@ -20,8 +20,9 @@ def test_trial_on_a_lost_node_finishes_elsewhere_once(env, tmp_path):
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     try:
-        driver = start(["search", "--address", cluster.address, "--set", "objective.name=similarity",
-                        "--set", "objective.delay_s=25", "--max-trials", 1, "--concurrency", 1,
+        driver = start(["search", "--address", cluster.address,
+                        "--set", "objective.name=similarity", "--set", "objective.delay_s=25",
+                        "--set", "resources.cpus=1", "--max-trials", 1, "--concurrency", 1,
                         "--name", "lost", "--results-dir", tmp_path, "--quiet"], env)
         ledger = tmp_path / "lost" / LEDGER_FILE
         wait_for(lambda: ledger_counts(ledger).get("running"), what="the trial to start",
