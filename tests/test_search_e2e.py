@@ -138,7 +138,8 @@ def test_early_stopping_never_stops_a_trial_at_its_last_epoch():
 def test_trial_over_two_hosts_trains_like_one_process(tiny_run, env, tmp_path):
     results, single = tiny_run
     assert single.returncode == 0, single.stderr
-    out = run(["search", *TINY, "--set", "resources.hosts=2", "--set", "resources.placement=PACK",
+    out = run(["search", *TINY, "--set", "resources.hosts=2", "--set", "resources.cpus=1",
+               "--set", "resources.placement=PACK",
                "--max-trials", 1, "--name", "hosts", "--results-dir", tmp_path, "--quiet"], env,
               timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -184,7 +185,8 @@ def test_killed_and_interrupted_search_resumes_without_losing_or_repeating(env, 
     search = ["search", "--set", "objective.name=similarity", "--set", "objective.delay_s=2",
               "--set", "controller.evolution.population_size=4",
               "--set", "controller.evolution.tournament_size=2", "--max-trials", 14,
-              "--name", "r", "--results-dir", tmp_path, "--quiet"]
+              "--concurrency", 2, "--set", "resources.cpus=1", "--name", "r", "--results-dir",
+              tmp_path, "--quiet"]
     ledger = tmp_path / "r" / LEDGER_FILE
     attempts_expected = {}
     left_by_killed = []
