@@ -158,8 +158,8 @@ class SearchConfig:
     """A whole search: what is searched, how, on what proxy, with which resources and budget.
 
     The defaults are `make search`: 12 trials of the `default` proxy, one at a time on 2 cores
-    (a trial takes about 70 s so, against about 200 s for each of two side by side with a core
-    each: bench/results/search.md)."""
+    (about 90 s a trial so, against about 200 s for each of two side by side with a core each;
+    18 min 47 s with the install: bench/results/search.md)."""
 
     space: str = "spinenet-49"
     controller: ControllerSection = ControllerSection()
