@@ -1,13 +1,14 @@
 """How fast real searches run on this machine.
 
     python bench/search_throughput.py concurrency [--trials 6] [--preset default]
-    python bench/search_throughput.py step-time [--arch spinenet-49] [--preset default]
+    python bench/search_throughput.py step-time [--arch spinenet-49] [--preset default] [--repeats 3]
     python bench/search_throughput.py run RESULTS_DIR/NAME
 
 `concurrency`: the same architectures (the ResNet-50 seed and its first mutants) searched once
 with one trial at a time on all CPUs and once with one trial per CPU side by side; the
 compilation cache is off, so no trial reuses another's programs. `step-time`: training images
-per second of one architecture in `nas proxy` and inside a Ray worker of `nas search`.
+per second of one architecture in `nas proxy` and inside a Ray worker of `nas search`, the two
+alternated (this machine's speed drifts by 20-40% within an hour; the ratio of the medians).
 `run`: trials per hour and the share of trial time spent compiling, from a run's ledger.
 Each writes JSON under bench/results/ (or --out).
 """
@@ -19,6 +20,7 @@ import json
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,17 +96,31 @@ def concurrency(args) -> dict:
 
 
 def step_time(args) -> dict:
-    proxy = json.loads(nas("proxy", args.arch, "--preset", args.preset, "--json",
-                           env=no_cache_env()))
-    results = Path(tempfile.mkdtemp(prefix="nas-bench-step-"))
-    inside = search(results, "worker", 1, 1, os.cpu_count(), args.preset, no_cache_env(),
-                    initial=(args.arch,))
-    worker_rate = inside["train_images_per_s"][0]
+    """`nas proxy` and a one-trial search, alternated `--repeats` times (proxy first in even
+    rounds, the worker first in odd ones), so a drift of the machine's speed hits both alike."""
+    proxy_runs, worker_runs = [], []
+    for round_ in range(args.repeats):
+        def run_proxy():
+            out = json.loads(nas("proxy", args.arch, "--preset", args.preset, "--json",
+                                 env=no_cache_env()))
+            proxy_runs.append({k: out[k] for k in ("compile_s", "train_s", "eval_s",
+                                                     "train_images_per_s", "reward")})
+
+        def run_worker():
+            results = Path(tempfile.mkdtemp(prefix="nas-bench-step-"))
+            worker_runs.append(search(results, "worker", 1, 1, os.cpu_count(), args.preset,
+                                      no_cache_env(), initial=(args.arch,)))
+
+        for run in ((run_proxy, run_worker) if round_ % 2 == 0 else (run_worker, run_proxy)):
+            run()
+    proxy_rates = [run["train_images_per_s"] for run in proxy_runs]
+    worker_rates = [run["train_images_per_s"][0] for run in worker_runs]
     return {"arch": args.arch, "preset": args.preset, "compile_cache": "off",
-            "nas_proxy": {k: proxy[k] for k in ("compile_s", "train_s", "eval_s",
-                                                "train_images_per_s", "reward")},
-            "ray_worker": inside,
-            "worker_to_proxy_images_per_s": round(worker_rate / proxy["train_images_per_s"], 3)}
+            "nas_proxy": proxy_runs, "ray_worker": worker_runs,
+            "worker_to_proxy_images_per_s_by_round": [
+                round(w / p, 3) for w, p in zip(worker_rates, proxy_rates)],
+            "worker_to_proxy_images_per_s": round(
+                statistics.median(worker_rates) / statistics.median(proxy_rates), 3)}
 
 
 def main() -> None:
@@ -116,6 +132,7 @@ def main() -> None:
     p = sub.add_parser("step-time")
     p.add_argument("--arch", default="spinenet-49")
     p.add_argument("--preset", default="default")
+    p.add_argument("--repeats", type=int, default=3)
     p = sub.add_parser("run")
     p.add_argument("folder", type=Path)
     for p in sub.choices.values():
