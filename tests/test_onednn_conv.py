@@ -11,7 +11,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from proxy_tasks import onednn
 from proxy_tasks.mesh import make_mesh
 from proxy_tasks.models import ModelOptions, build_model, init_variables
-from proxy_tasks.models.layers import NHWC
+from proxy_tasks.models.layers import NHWC, Conv
 from proxy_tasks.onednn.ops import library
 from tests.tiny_models import TINY_SPEC
 
@@ -49,8 +49,33 @@ SHAPES = [
     (3, 24, 24, 32, 3, 32, 1),   # large enough to split the batch (1 + 2) over two threads
 ]
 
+# Every 1x1 stride-1 (in, out) channel pair of the proxy SpineNet-49, at the map sizes it has them.
+ONE_BY_ONE = [
+    (2, 32, 32, 4, 1, 64, 1),
+    (2, 32, 32, 16, 1, 64, 1),
+    (2, 32, 32, 64, 1, 4, 1),
+    (2, 32, 32, 64, 1, 16, 1),
+    (2, 16, 16, 4, 1, 128, 1),
+    (2, 16, 16, 8, 1, 128, 1),
+    (2, 16, 16, 16, 1, 128, 1),
+    (2, 16, 16, 32, 1, 128, 1),
+    (2, 16, 16, 128, 1, 8, 1),
+    (2, 16, 16, 128, 1, 32, 1),
+    (2, 16, 16, 128, 1, 64, 1),
+    (2, 8, 8, 4, 1, 256, 1),
+    (2, 8, 8, 8, 1, 256, 1),
+    (2, 8, 8, 16, 1, 256, 1),
+    (2, 8, 8, 64, 1, 256, 1),
+    (2, 8, 8, 256, 1, 16, 1),
+    (2, 4, 4, 256, 1, 64, 1),
+    (2, 2, 2, 64, 1, 16, 1),
+    (2, 1, 1, 16, 1, 64, 1),
+    (1, 3, 3, 64, 1, 256, 1),    # batch 1, odd
+    (4, 32, 32, 64, 1, 256, 1),  # large enough to split the batch
+]
 
-@pytest.mark.parametrize("n,h,w,cin,k,cout,strides", SHAPES)
+
+@pytest.mark.parametrize("n,h,w,cin,k,cout,strides", SHAPES + ONE_BY_ONE)
 def test_forward_and_both_gradients_equal_xla(n, h, w, cin, k, cout, strides):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(n, h, w, cin)), jnp.float32)
@@ -61,6 +86,17 @@ def test_forward_and_both_gradients_equal_xla(n, h, w, cin, k, cout, strides):
     for a, b in zip(ours, reference):
         assert a.shape == b.shape
         assert_close(a, b)
+
+
+@pytest.mark.parametrize("path,used,unused", [("onednn", "onednn_conv_kernel_grad", "dot_general"),
+                                              ("xla", "dot_general", "onednn_conv")])
+def test_layer_routes_1x1_convolutions_by_path(monkeypatch, path, used, unused):
+    monkeypatch.setenv("NAS_CPU_CONV", path)
+    layer = Conv(24)
+    x = jnp.ones((2, 8, 8, 16), jnp.float32)
+    params = layer.init(jax.random.PRNGKey(0), x)
+    text = jax.jit(jax.grad(lambda p: jnp.sum(layer.apply(p, x)))).lower(params).as_text()
+    assert used in text and unused not in text
 
 
 def backbone_loss_and_grads(monkeypatch, path):

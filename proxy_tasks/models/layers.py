@@ -73,9 +73,9 @@ few_channel_conv.defvjp(_few_channel_conv_fwd, _few_channel_conv_bwd)
 class Conv(nn.Module):
     """A k x k SAME convolution with a float32 kernel, computed in `dtype`.
 
-    A 1x1 stride-1 convolution is a `dot_general` over the channel axis: on XLA's CPU backend
-    that avoids the transposes its convolution emitter inserts for the kernel gradient. Other
-    convolutions run through oneDNN where `onednn.enabled` says so; otherwise one of a
+    Convolutions run through oneDNN where `onednn.enabled` says so. Otherwise a 1x1 stride-1
+    convolution is a `dot_general` over the channel axis (on XLA's CPU backend that avoids the
+    transposes its convolution emitter inserts for the kernel gradient), and one of a
     few-channel input is `few_channel_conv`.
     """
 
@@ -92,10 +92,10 @@ class Conv(nn.Module):
         k, cin = self.kernel_size, x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (k, k, cin, self.features), jnp.float32)
         x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-        if k == 1 and self.strides == 1:
-            y = lax.dot_general(x, kernel.reshape(cin, self.features), (((x.ndim - 1,), (0,)), ((), ())))
-        elif onednn.enabled(self.dtype):
+        if onednn.enabled(self.dtype):
             y = onednn.conv(x, kernel, self.strides)
+        elif k == 1 and self.strides == 1:
+            y = lax.dot_general(x, kernel.reshape(cin, self.features), (((x.ndim - 1,), (0,)), ((), ())))
         elif cin <= FEW_CHANNELS:
             y = few_channel_conv(x, kernel, self.strides)
         else:
