@@ -1,6 +1,7 @@
-"""The oneDNN convolution custom calls equal XLA's convolution, alone, in the backbone and
+"""The oneDNN convolution and max-pool custom calls equal XLA's, alone, in the backbone and
 under the 8-device mesh."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,6 +87,21 @@ def test_forward_and_both_gradients_equal_xla(n, h, w, cin, k, cout, strides):
     for a, b in zip(ours, reference):
         assert a.shape == b.shape
         assert_close(a, b)
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 10, 3), (1, 1, 1, 1), (2, 16, 16, 8), (3, 9, 11, 16)])
+def test_max_pool_and_gradient_equal_autodiff(shape):
+    # Small integers make ties, where the gradient must go to the same (first) maximum.
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 3, shape), jnp.float32)
+    reference = lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME")
+    weights = jnp.asarray(np.random.default_rng(1).normal(size=reference(x).shape), jnp.float32)
+    grad_fn = jax.jit(jax.grad(lambda x: jnp.sum(onednn.max_pool(x) * weights)))
+    assert "onednn_max_pool_backward" in grad_fn.lower(x).as_text()
+    grad = grad_fn(x)
+    np.testing.assert_array_equal(jax.jit(onednn.max_pool)(x), reference(x))
+    expected = jax.grad(lambda x: jnp.sum(reference(x) * weights))(x)
+    np.testing.assert_array_equal(grad != 0, expected != 0)  # routed to the same inputs
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)  # sums of overlaps may differ in order
 
 
 @pytest.mark.parametrize("path,used,unused", [("onednn", "onednn_conv_kernel_grad", "dot_general"),

@@ -230,16 +230,22 @@ class ConvBN(nn.Module):
 POOL_WINDOW, POOL_STRIDE = 3, 2
 
 
-@jax.custom_vjp
 def max_pool(x):
-    """3x3 stride-2 SAME max-pooling of an NHWC map, as the reference's MaxPool2D."""
+    """3x3 stride-2 SAME max-pooling of an NHWC map, as the reference's MaxPool2D: through oneDNN
+    where `onednn.enabled` says so, else `xla_max_pool`."""
+    return onednn.max_pool(x) if onednn.enabled(x.dtype) else xla_max_pool(x)
+
+
+@jax.custom_vjp
+def xla_max_pool(x):
+    """`max_pool` in XLA's operations, with a hand-written gradient."""
     pads = _same_pads(x.shape, POOL_WINDOW, POOL_STRIDE)
     return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, (1, POOL_WINDOW, POOL_WINDOW, 1),
                              (1, POOL_STRIDE, POOL_STRIDE, 1), ((0, 0), *pads, (0, 0)))
 
 
 def _max_pool_fwd(x):
-    y = max_pool(x)
+    y = xla_max_pool(x)
     return y, (x, y)
 
 
@@ -266,7 +272,7 @@ def _max_pool_bwd(residuals, g):
     return (lax.slice(grad, (0, pt, pl, 0), (x.shape[0], pt + x.shape[1], pl + x.shape[2], x.shape[3])),)
 
 
-max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+xla_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def upsample_to(x, factor: int, size: Tuple[int, int]):

@@ -1,4 +1,4 @@
-"""Compiles the oneDNN convolution custom calls (`conv.cc`) against the oneDNN wheels and XLA's
+"""Compiles the oneDNN convolution and max-pool custom calls (`conv.cc`, `pool.cc`) against the oneDNN wheels and XLA's
 FFI headers: `python -m proxy_tasks.onednn.build` (the Makefile runs it after installing)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from proxy_tasks.onednn.ops import LIBRARY
 
-SOURCE = Path(__file__).resolve().parent / "conv.cc"
+SOURCES = [Path(__file__).resolve().parent / name for name in ("conv.cc", "pool.cc")]
 
 
 def prefix_dirs() -> tuple[Path, Path]:
@@ -24,7 +24,7 @@ def command() -> list[str]:
 
     include, lib = prefix_dirs()
     return ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp",
-            "-isystem", str(include), "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", str(LIBRARY),
+            "-isystem", str(include), "-isystem", jax.ffi.include_dir(), *map(str, SOURCES), "-o", str(LIBRARY),
             f"-L{lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib}"]
 
 

@@ -12,26 +12,16 @@
 #include <tuple>
 #include <vector>
 
+#include "common.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
 
-#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
-#include <omp.h>
-#endif
-
 namespace ffi = xla::ffi;
 using dnnl::memory;
+using onednn_ops::Engine;
 using Tag = memory::format_tag;
 
 namespace {
-
-// Threads each oneDNN call may use (0: the runtime's default); set once from Python.
-int g_threads = 0;
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 // One convolution problem: input N,H,W,C; kernel KH,KW,C,F; output N,OH,OW,F.
 struct Shape {
@@ -127,9 +117,7 @@ Shape MakeShape(Dims x, Dims k, Dims y, int64_t stride, int64_t pad_top, int64_t
 
 // Runs `op` on one shape with its three tensors (input, kernel, output gradient or output).
 void RunPart(Op op, const Shape& s, float* input, float* kernel, float* output) {
-#if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
-  if (g_threads > 0 && omp_get_max_threads() != g_threads) omp_set_num_threads(g_threads);
-#endif
+  onednn_ops::UseThreads();
   thread_local dnnl::stream stream(Engine());
   const Entry& e = Cached(op, s);
   memory x(s.Input(), Engine(), input), plain(s.Kernel(), Engine(), kernel),
@@ -251,7 +239,7 @@ CONV_HANDLER(OnednnConvForward, Forward)
 CONV_HANDLER(OnednnConvInputGrad, InputGrad)
 CONV_HANDLER(OnednnConvKernelGrad, KernelGrad)
 
-extern "C" void OnednnSetThreads(int threads) { g_threads = threads; }
+extern "C" void OnednnSetThreads(int threads) { onednn_ops::g_threads = threads; }
 
 // The implementation oneDNN picked for `op` (0 forward, 1 input grad, 2 kernel grad).
 extern "C" const char* OnednnImplementation(int op, int64_t n, int64_t h, int64_t w, int64_t c,

@@ -1,4 +1,5 @@
-"""A SAME NHWC convolution whose forward pass and both gradients are oneDNN custom calls.
+"""A SAME NHWC convolution and max-pooling whose forward passes and gradients are oneDNN custom
+calls.
 
 `NAS_CPU_CONV` picks the CPU path: `xla` (default) or `onednn`; the XLA path stays wherever the
 extension is not built, off the CPU and for dtypes other than float32.
@@ -22,8 +23,9 @@ import numpy as np
 from jax import lax
 
 LIBRARY = Path(__file__).resolve().parent / "build" / "libonednn_conv.so"  # made by `build`
-SYMBOLS = {"forward": "OnednnConvForward", "input_grad": "OnednnConvInputGrad",
-           "kernel_grad": "OnednnConvKernelGrad"}
+SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvInputGrad",
+           "conv_kernel_grad": "OnednnConvKernelGrad", "max_pool_forward": "OnednnMaxPoolForward",
+           "max_pool_backward": "OnednnMaxPoolBackward"}
 
 
 @functools.cache
@@ -34,11 +36,13 @@ def library() -> Optional[ctypes.CDLL]:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads must not spin
     lib = ctypes.CDLL(str(LIBRARY))
     for name, symbol in SYMBOLS.items():
-        jax.ffi.register_ffi_target(f"onednn_conv_{name}", jax.ffi.pycapsule(getattr(lib, symbol)),
+        jax.ffi.register_ffi_target(f"onednn_{name}", jax.ffi.pycapsule(getattr(lib, symbol)),
                                     platform="cpu")
     lib.OnednnSetThreads(int(os.environ.get("NAS_ONEDNN_THREADS", "1")))
     lib.OnednnImplementation.restype = ctypes.c_char_p
     lib.OnednnImplementation.argtypes = [ctypes.c_int] + [ctypes.c_int64] * 7
+    lib.OnednnMaxPoolWorkspaceBytes.restype = ctypes.c_int64
+    lib.OnednnMaxPoolWorkspaceBytes.argtypes = [ctypes.c_int64] * 10
     return lib
 
 
@@ -76,3 +80,41 @@ def _conv_bwd(strides, residuals, g):
 
 
 conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+POOL_WINDOW, POOL_STRIDE = 3, 2
+
+
+def _pool_attrs(x_shape):
+    (top, _), (left, _) = lax.padtype_to_pads(x_shape[1:3], (POOL_WINDOW,) * 2, (POOL_STRIDE,) * 2,
+                                               "SAME")
+    return dict(window=np.int64(POOL_WINDOW), stride=np.int64(POOL_STRIDE), pad_top=np.int64(top),
+                pad_left=np.int64(left))
+
+
+def max_pool(x):
+    """3x3 stride-2 SAME max-pooling of NHWC float32 `x`, as `layers.max_pool`."""
+    return _max_pool(x, x.shape)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool(x, shape):
+    return _max_pool_fwd(x, shape)[0]
+
+
+def _max_pool_fwd(x, shape):
+    n, h, w, c = shape
+    out = (n, -(-h // POOL_STRIDE), -(-w // POOL_STRIDE), c)
+    attrs = _pool_attrs(shape)
+    workspace = library().OnednnMaxPoolWorkspaceBytes(n, h, w, c, *out[1:3], *attrs.values())
+    call = jax.ffi.ffi_call("onednn_max_pool_forward", (jax.ShapeDtypeStruct(out, jnp.float32),
+                                                         jax.ShapeDtypeStruct((workspace,), jnp.uint8)))
+    return call(x, **attrs)  # (y, where each window's maximum is: the residual)
+
+
+def _max_pool_bwd(shape, where, g):
+    call = jax.ffi.ffi_call("onednn_max_pool_backward", jax.ShapeDtypeStruct(shape, jnp.float32))
+    return (call(g, where, **_pool_attrs(shape)),)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
