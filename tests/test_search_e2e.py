@@ -192,9 +192,12 @@ def test_killed_and_interrupted_search_resumes_without_losing_or_repeating(env, 
     left_by_killed = []
 
     def kill(driver):
+        """SIGKILLs the driver; returns the trials it left running (read once it is dead: a
+        trial may start or finish between a read and the signal)."""
         driver.send_signal(signal.SIGKILL)
         driver.wait()
         left_by_killed.extend(json.loads((tmp_path / "r" / RAY_PROCESSES_FILE).read_text()))
+        return running_now()
 
     def running_now():
         with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as conn:
@@ -204,8 +207,7 @@ def test_killed_and_interrupted_search_resumes_without_losing_or_repeating(env, 
     driver = start(search, env)
     wait_for(lambda: ledger_counts(ledger).get("running", 0) == 2, what="two running trials",
              process=driver)
-    killed_running = running_now()
-    kill(driver)
+    killed_running = kill(driver)
     assert ledger_counts(ledger).get("done", 0) == 0
     for trial_id in killed_running:
         attempts_expected[trial_id] = attempts_expected.get(trial_id, 1) + 1
@@ -215,10 +217,10 @@ def test_killed_and_interrupted_search_resumes_without_losing_or_repeating(env, 
     driver = start(resume, env)
     wait_for(lambda: ledger_counts(ledger).get("done", 0) >= 4, what="four finished trials",
              process=driver)
-    interrupted_running = running_now()
     driver.send_signal(signal.SIGINT)
     out, err = driver.communicate(timeout=120)
     assert driver.returncode == 130, out + err
+    interrupted_running = running_now()
     assert "continue with: nas search --name r --resume" in out
     done_before = ledger_counts(ledger)["done"]
     assert done_before < 14
@@ -234,8 +236,7 @@ def test_killed_and_interrupted_search_resumes_without_losing_or_repeating(env, 
     assert second.returncode == 2 and "another driver (pid" in second.stderr
     wait_for(lambda: ledger_counts(ledger).get("done", 0) >= done_before + 3,
              what="three more finished trials", process=driver)
-    killed_again = running_now()
-    kill(driver)
+    killed_again = kill(driver)
     assert killed_again
 
     final = run(resume, env)
