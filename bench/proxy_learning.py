@@ -32,18 +32,26 @@ from proxy_tasks.trial import EMBEDDED_CLASSES, build_proxy_model, proxy_optimiz
 from search_space import builtin_spec
 
 
-def holdout_ap(state, infer, source, eval_input, anchors) -> dict:
+def holdout_ap(state, infer, source, eval_input, anchors, score_threshold: float,
+               lower_thresholds=()) -> dict:
+    """AP with the preset's score threshold, and with each lower one (`infer` keeps scores down
+    to the lowest: greedy NMS by score makes filtering afterwards the same as filtering first)."""
     truth, found = [], []
     for batch in detection_batches(source, eval_input, anchors):
         out = jax.device_get(infer(state, batch["images"]))
         truth += coco_eval.annotations_from_batch(batch)
         found += coco_eval.detections_from_batch(batch, out["boxes"], out["scores"], out["classes"])
-    ap = coco_eval.evaluate(coco_eval.coco_ground_truth(truth, EMBEDDED_CLASSES), found)
+    ground_truth = coco_eval.coco_ground_truth(truth, EMBEDDED_CLASSES)
+    kept = [f for f in found if f["score"] >= score_threshold]
+    ap = coco_eval.evaluate(ground_truth, kept)
     merged_truth = [dataclasses.replace(t, labels=np.zeros_like(t.labels)) for t in truth]
     merged = coco_eval.evaluate(coco_eval.coco_ground_truth(merged_truth, EMBEDDED_CLASSES),
-                                [dict(f, category_id=0) for f in found])
+                                [dict(f, category_id=0) for f in kept])
+    lower = {str(t): coco_eval.evaluate(ground_truth, [f for f in found if f["score"] >= t])["ap"]
+             for t in lower_thresholds}
     return {"ap": ap["ap"], "ap50": ap["ap50"], "agnostic_ap": merged["ap"],
-            "agnostic_ap50": merged["ap50"], "detections": len(found)}
+            "agnostic_ap50": merged["ap50"], "detections": len(kept),
+            **({"ap_at_score_threshold": lower} if lower else {})}
 
 
 def main() -> None:
@@ -54,6 +62,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="ProxyConfig field of the default preset (model, optimizer, data dir)")
     parser.add_argument("--out", default="bench/results/proxy_learning.jsonl")
+    parser.add_argument("--lower-score-thresholds", type=float, nargs="*", default=[],
+                        help="also report the AP with these score thresholds (below the preset's)")
     args = parser.parse_args()
     config = with_overrides(get_preset("default"), args.overrides)
     size, batch_size = config.image_size, config.batch_size
@@ -66,8 +76,9 @@ def main() -> None:
     train_step = make_train_step(model, optimizer,
                                  functools.partial(detection_loss, num_classes=EMBEDDED_CLASSES),
                                  mesh)
+    lowest = min([config.score_threshold, *args.lower_score_thresholds])
     infer = make_detect_step(model, anchors.anchors(size), EMBEDDED_CLASSES, mesh,
-                             score_threshold=config.score_threshold)
+                             score_threshold=lowest)
     train_input = InputConfig(image_size=size, batch_size=batch_size, train=True)
     eval_input = InputConfig(image_size=size, batch_size=config.eval_batch_size, train=False)
 
@@ -89,7 +100,8 @@ def main() -> None:
                     cls_losses.append(metrics["cls_loss"])
                 cls_loss = float(np.mean(jax.device_get(cls_losses)))
                 train_s = time.perf_counter() - tick  # the first epoch run includes compiling
-                metrics = holdout_ap(state, infer, splits["holdout"], eval_input, anchors)
+                metrics = holdout_ap(state, infer, splits["holdout"], eval_input, anchors,
+                                     config.score_threshold, args.lower_score_thresholds)
                 curve.append({"epoch": epoch + 1, "train_cls_loss": cls_loss, "train_s": train_s,
                               **metrics})
                 print(json.dumps({"variant": overrides, **curve[-1]}), flush=True)
