@@ -1,7 +1,7 @@
 """A SAME NHWC convolution and max-pooling whose forward passes and gradients are oneDNN custom
 calls.
 
-`NAS_CPU_CONV` picks the CPU path: `xla` (default) or `onednn`; the XLA path stays wherever the
+`NAS_CPU_CONV` picks the CPU path: `onednn` (default) or `xla`; the XLA path stays wherever the
 extension is not built, off the CPU and for dtypes other than float32.
 `NAS_ONEDNN_THREADS`: OpenMP threads per oneDNN call, default 1: a call runs on the XLA thread
 that makes it (a large one splits its batch over two of XLA's pool threads), so oneDNN adds no
@@ -46,9 +46,15 @@ def library() -> Optional[ctypes.CDLL]:
     return lib
 
 
+CPU_CONV_PATHS = ("onednn", "xla")
+
+
 def enabled(dtype) -> bool:
     """Whether a convolution in `dtype` traced now runs through oneDNN."""
-    return (os.environ.get("NAS_CPU_CONV", "xla") == "onednn" and jnp.dtype(dtype) == jnp.float32
+    path = os.environ.get("NAS_CPU_CONV", "onednn")
+    if path not in CPU_CONV_PATHS:
+        raise ValueError(f"NAS_CPU_CONV: {path!r} is not one of {CPU_CONV_PATHS}")
+    return (path == "onednn" and jnp.dtype(dtype) == jnp.float32
             and jax.default_backend() == "cpu" and library() is not None)
 
 
