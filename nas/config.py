@@ -42,10 +42,10 @@ class ControllerSection:
     name: str = "evolution"
     seed: int = 0
     initial: Tuple[str, ...] = ("resnet50-seed",)
-    initial_mutants: int = 5
+    initial_mutants: int = 3
     failure_reward: float = 0.0
     # The default search's small budget: the first population is the seed and its mutants.
-    evolution: EvolutionConfig = EvolutionConfig(population_size=6, tournament_size=3)
+    evolution: EvolutionConfig = EvolutionConfig(population_size=4, tournament_size=2)
     ppo: PPOConfig = PPOConfig()
 
     def __post_init__(self):
@@ -157,9 +157,8 @@ class EarlyStoppingSection:
 class SearchConfig:
     """A whole search: what is searched, how, on what proxy, with which resources and budget.
 
-    The defaults are `make search`: 12 trials of the `default` proxy, one at a time on 2 cores
-    (about 90 s a trial so, against about 200 s for each of two side by side with a core each;
-    18 min 47 s with the install: bench/results/search.md)."""
+    The defaults are `make search`: 7 trials of the `default` proxy, one at a time on 2 cores
+    (two side by side with a core each took twice as long each; bench/results/search.md)."""
 
     space: str = "spinenet-49"
     controller: ControllerSection = ControllerSection()
@@ -169,7 +168,7 @@ class SearchConfig:
     resources: ResourcesSection = ResourcesSection()
     early_stopping: EarlyStoppingSection = EarlyStoppingSection()
     retries: int = 2
-    max_trials: int = 12
+    max_trials: int = 7
     concurrency: int = 1
 
     def __post_init__(self):
