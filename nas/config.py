@@ -42,10 +42,10 @@ class ControllerSection:
     name: str = "evolution"
     seed: int = 0
     initial: Tuple[str, ...] = ("resnet50-seed",)
-    initial_mutants: int = 3
+    initial_mutants: int = 2
     failure_reward: float = 0.0
     # The default search's small budget: the first population is the seed and its mutants.
-    evolution: EvolutionConfig = EvolutionConfig(population_size=4, tournament_size=2)
+    evolution: EvolutionConfig = EvolutionConfig(population_size=3, tournament_size=2)
     ppo: PPOConfig = PPOConfig()
 
     def __post_init__(self):
@@ -157,7 +157,7 @@ class EarlyStoppingSection:
 class SearchConfig:
     """A whole search: what is searched, how, on what proxy, with which resources and budget.
 
-    The defaults are `make search`: 7 trials of the `default` proxy, one at a time on 2 cores
+    The defaults are `make search`: 5 trials of the `default` proxy, one at a time on 2 cores
     (two side by side with a core each took twice as long each; bench/results/search.md)."""
 
     space: str = "spinenet-49"
@@ -168,7 +168,7 @@ class SearchConfig:
     resources: ResourcesSection = ResourcesSection()
     early_stopping: EarlyStoppingSection = EarlyStoppingSection()
     retries: int = 2
-    max_trials: int = 7
+    max_trials: int = 5
     concurrency: int = 1
 
     def __post_init__(self):
