@@ -115,6 +115,16 @@ def test_layer_routes_1x1_convolutions_by_path(monkeypatch, path, used, unused):
     assert used in text and unused not in text
 
 
+def test_convolutions_run_through_onednn_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv("NAS_CPU_CONV", raising=False)
+    assert onednn.enabled(jnp.float32) and not onednn.enabled(jnp.bfloat16)
+    monkeypatch.setenv("NAS_CPU_CONV", "xla")
+    assert not onednn.enabled(jnp.float32)
+    monkeypatch.setenv("NAS_CPU_CONV", "mkl")
+    with pytest.raises(ValueError, match=r"NAS_CPU_CONV: 'mkl' is not one of \('onednn', 'xla'\)"):
+        onednn.enabled(jnp.float32)
+
+
 def backbone_loss_and_grads(monkeypatch, path):
     monkeypatch.setenv("NAS_CPU_CONV", path)
     model = build_model(TINY_SPEC, None, ModelOptions())
