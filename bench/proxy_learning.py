@@ -41,14 +41,16 @@ def holdout_ap(state, infer, source, eval_input, anchors, score_threshold: float
         out = jax.device_get(infer(state, batch["images"]))
         truth += coco_eval.annotations_from_batch(batch)
         found += coco_eval.detections_from_batch(batch, out["boxes"], out["scores"], out["classes"])
+    def above(threshold):
+        return [f for f in found if f["score"] >= threshold]
+
     ground_truth = coco_eval.coco_ground_truth(truth, EMBEDDED_CLASSES)
-    kept = [f for f in found if f["score"] >= score_threshold]
+    kept = above(score_threshold)
     ap = coco_eval.evaluate(ground_truth, kept)
     merged_truth = [dataclasses.replace(t, labels=np.zeros_like(t.labels)) for t in truth]
     merged = coco_eval.evaluate(coco_eval.coco_ground_truth(merged_truth, EMBEDDED_CLASSES),
                                 [dict(f, category_id=0) for f in kept])
-    lower = {str(t): coco_eval.evaluate(ground_truth, [f for f in found if f["score"] >= t])["ap"]
-             for t in lower_thresholds}
+    lower = {str(t): coco_eval.evaluate(ground_truth, above(t))["ap"] for t in lower_thresholds}
     return {"ap": ap["ap"], "ap50": ap["ap50"], "agnostic_ap": merged["ap"],
             "agnostic_ap50": merged["ap50"], "detections": len(kept),
             **({"ap_at_score_threshold": lower} if lower else {})}

@@ -34,6 +34,8 @@ def code_version(proxy_config: Mapping) -> str:
     """`VERSION+HASH`: the package version and a hash of the proxy and search-space code, the
     proxy config, the JAX version and the CPU convolution path (`NAS_CPU_CONV`: the paths round
     differently)."""
+    from proxy_tasks.onednn.ops import cpu_conv_path
+
     digest = hashlib.sha256()
     root = Path(__file__).resolve().parents[1]
     for package in VERSIONED_PACKAGES:
@@ -42,7 +44,7 @@ def code_version(proxy_config: Mapping) -> str:
             digest.update(path.read_bytes())
     digest.update(repr(sorted(proxy_config.items())).encode())
     digest.update(metadata.version("jax").encode())
-    digest.update(os.environ.get("NAS_CPU_CONV", "onednn").encode())
+    digest.update(cpu_conv_path().encode())
     return f"{metadata.version('spinenet-nas')}+{digest.hexdigest()[:12]}"
 
 

@@ -49,12 +49,17 @@ def library() -> Optional[ctypes.CDLL]:
 CPU_CONV_PATHS = ("onednn", "xla")
 
 
-def enabled(dtype) -> bool:
-    """Whether a convolution in `dtype` traced now runs through oneDNN."""
+def cpu_conv_path() -> str:
+    """`NAS_CPU_CONV`, checked: the path CPU convolutions are asked to take."""
     path = os.environ.get("NAS_CPU_CONV", "onednn")
     if path not in CPU_CONV_PATHS:
         raise ValueError(f"NAS_CPU_CONV: {path!r} is not one of {CPU_CONV_PATHS}")
-    return (path == "onednn" and jnp.dtype(dtype) == jnp.float32
+    return path
+
+
+def enabled(dtype) -> bool:
+    """Whether a convolution in `dtype` traced now runs through oneDNN."""
+    return (cpu_conv_path() == "onednn" and jnp.dtype(dtype) == jnp.float32
             and jax.default_backend() == "cpu" and library() is not None)
 
 
