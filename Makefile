@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # oneDNN convolutions for the CPU (skipped with a message where g++ or oneDNN is missing)
-$(ONEDNN_CONV): $(STAMP) proxy_tasks/onednn/conv.cc proxy_tasks/onednn/pool.cc proxy_tasks/onednn/common.h proxy_tasks/onednn/build.py
+$(ONEDNN_CONV): $(STAMP) proxy_tasks/onednn/conv.cc proxy_tasks/onednn/pool.cc proxy_tasks/onednn/norm.cc proxy_tasks/onednn/common.h proxy_tasks/onednn/build.py
 	$(PY) -m proxy_tasks.onednn.build
 
 search: $(STAMP) $(ONEDNN_CONV)

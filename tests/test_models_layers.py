@@ -11,6 +11,21 @@ from proxy_tasks.models.layers import (BatchNorm, Conv, ConvBN, batch_norm_train
                                       upsample_to)
 from proxy_tasks.models.options import ModelOptions
 from proxy_tasks.models.spinenet import Block
+from proxy_tasks.onednn.ops import library
+
+# BN's gradient is XLA's passes on the `xla` path, one oneDNN call on the `onednn` path.
+CPU_PATHS = [pytest.param("xla"),
+             pytest.param("onednn", marks=pytest.mark.skipif(library() is None,
+                                                             reason="oneDNN extension not built"))]
+
+
+def batch_norm_grads(path, x, scale, offset, weights):
+    """Gradients of sum(BN(x) * weights) by `batch_norm_train`, checked to take `path`."""
+    grad_fn = jax.jit(jax.grad(lambda *a: jnp.sum(batch_norm_train(*a, 1e-3)[0] * weights),
+                               (0, 1, 2)))
+    assert ("onednn_batch_norm_backward" in grad_fn.lower(x, scale, offset).as_text()) == (
+        path == "onednn")
+    return grad_fn(x, scale, offset)
 
 
 @pytest.mark.parametrize("shape", [(2, 7, 10, 3), (1, 8, 8, 2), (1, 1, 1, 1)])
@@ -77,8 +92,10 @@ def test_batch_norm_normalizes_and_tracks_moving_averages():
     np.testing.assert_allclose(inference, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("path", CPU_PATHS)
 @pytest.mark.parametrize("scale_value", [None, 0.0])  # 0: a zero-initialised residual BN
-def test_batch_norm_gradient_equals_autodiff_of_its_formula(scale_value):
+def test_batch_norm_gradient_equals_autodiff_of_its_formula(monkeypatch, path, scale_value):
+    monkeypatch.setenv("NAS_CPU_CONV", path)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(2.0, 3.0, (3, 5, 4, 6)), jnp.float32)
     scale = jnp.asarray(rng.normal(size=6) if scale_value is None else np.zeros(6), jnp.float32)
@@ -93,22 +110,22 @@ def test_batch_norm_gradient_equals_autodiff_of_its_formula(scale_value):
     np.testing.assert_allclose(y, textbook(x, scale, offset), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(mean, x.mean((0, 1, 2)), rtol=1e-6)
     np.testing.assert_allclose(var, x.var((0, 1, 2)), rtol=1e-5)
-    grads = jax.grad(lambda *a: jnp.sum(batch_norm_train(*a, 1e-3)[0] * weights), (0, 1, 2))(
-        x, scale, offset)
+    grads = batch_norm_grads(path, x, scale, offset, weights)
     expected = jax.grad(lambda *a: jnp.sum(textbook(*a) * weights), (0, 1, 2))(x, scale, offset)
     for name, got, want in zip(("x", "scale", "offset"), grads, expected):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
-def test_batch_norm_gradient_holds_when_the_mean_dwarfs_the_spread():
+@pytest.mark.parametrize("path", CPU_PATHS)
+def test_batch_norm_gradient_holds_when_the_mean_dwarfs_the_spread(monkeypatch, path):
+    monkeypatch.setenv("NAS_CPU_CONV", path)
     # 8 values per channel (a 1 x 1 level at batch 8) with mean 100-1000 times the spread: the
     # one-pass sums (E[x^2] - E[x]^2, sum(g x) - mean sum(g)) lost 4-20% of the gradient here.
     rng = np.random.default_rng(1)
     x = np.float32(rng.choice([100.0, -300.0, 1000.0], 4) + rng.normal(0, 1.0, (8, 1, 1, 4)))
     weights = np.float32(rng.normal(size=x.shape))
     scale, offset = np.float32(rng.normal(size=4)), np.float32(rng.normal(size=4))
-    grads = jax.grad(lambda *a: jnp.sum(batch_norm_train(*a, 1e-3)[0] * weights), (0, 1, 2))(
-        x, scale, offset)
+    grads = batch_norm_grads(path, x, scale, offset, weights)
     # The textbook formula in float64 on the same float32 inputs.
     x64, w64 = x.astype(np.float64), weights.astype(np.float64)
     centered = x64 - x64.mean((0, 1, 2))

@@ -125,8 +125,9 @@ def batch_norm_train(x, scale, offset, epsilon: float):
     E[x^2] - E[x]^2 and sum(g * x) - mean * sum(g) lose the gradient to cancellation when a
     channel's mean is 100 times its spread (a coarse level's few values per channel at a small
     batch: gradient errors of 10-20%). The hand-written gradient (two per-channel sums, one
-    multiply-add per element) traces and compiles faster than autodiff's. The mean and
-    variance only feed the moving averages: their cotangents are ignored.
+    multiply-add per element) traces and compiles faster than autodiff's; where
+    `onednn.enabled` says so it is one oneDNN call instead (less memory traffic than XLA's
+    passes). The mean and variance only feed the moving averages: their cotangents are ignored.
     """
     return _batch_norm_train_fwd(x, scale, offset, epsilon)[0]
 
@@ -142,15 +143,17 @@ def _batch_norm_train_fwd(x, scale, offset, epsilon):
     centered = _centered(x, mean)
     (squares,) = _channel_sums(centered * centered)
     var = squares / count
-    inv_std = lax.rsqrt(var + epsilon)
-    multiplier = scale * inv_std
-    y = (centered * multiplier + offset).astype(x.dtype)
-    return (y, mean, var), (x, mean, inv_std, multiplier)
+    y = (centered * (scale * lax.rsqrt(var + epsilon)) + offset).astype(x.dtype)
+    return (y, mean, var), (x, scale, mean, var)
 
 
 def _batch_norm_train_bwd(epsilon, residuals, cotangents):
-    x, mean, inv_std, multiplier = residuals
+    x, scale, mean, var = residuals
     g = cotangents[0]
+    if onednn.enabled(x.dtype) and x.ndim == 4:
+        return onednn.batch_norm_grad(x, g, scale, mean, var, epsilon)
+    inv_std = lax.rsqrt(var + epsilon)
+    multiplier = scale * inv_std
     gf, centered = g.astype(jnp.float32), _centered(x, mean)
     count = x.size // x.shape[-1]
     g_sum, gc_sum = _channel_sums(gf, gf * centered)

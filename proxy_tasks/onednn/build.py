@@ -1,5 +1,6 @@
-"""Compiles the oneDNN convolution and max-pool custom calls (`conv.cc`, `pool.cc`) against the oneDNN wheels and XLA's
-FFI headers: `python -m proxy_tasks.onednn.build` (the Makefile runs it after installing)."""
+"""Compiles the oneDNN convolution, max-pool and batch-norm custom calls (`conv.cc`, `pool.cc`,
+`norm.cc`) against the oneDNN wheels and XLA's FFI headers: `python -m proxy_tasks.onednn.build`
+(the Makefile runs it after installing)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from proxy_tasks.onednn.ops import LIBRARY
 
-SOURCES = [Path(__file__).resolve().parent / name for name in ("conv.cc", "pool.cc")]
+SOURCES = [Path(__file__).resolve().parent / name for name in ("conv.cc", "pool.cc", "norm.cc")]
 
 
 def prefix_dirs() -> tuple[Path, Path]:

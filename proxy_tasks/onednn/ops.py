@@ -1,5 +1,5 @@
 """A SAME NHWC convolution and max-pooling whose forward passes and gradients are oneDNN custom
-calls.
+calls, and batch normalization's gradient as one.
 
 `NAS_CPU_CONV` picks the CPU path: `onednn` (default) or `xla`; the XLA path stays wherever the
 extension is not built, off the CPU and for dtypes other than float32.
@@ -25,7 +25,8 @@ from jax import lax
 LIBRARY = Path(__file__).resolve().parent / "build" / "libonednn_conv.so"  # made by `build`
 SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvInputGrad",
            "conv_kernel_grad": "OnednnConvKernelGrad", "max_pool_forward": "OnednnMaxPoolForward",
-           "max_pool_backward": "OnednnMaxPoolBackward"}
+           "max_pool_backward": "OnednnMaxPoolBackward",
+           "batch_norm_backward": "OnednnBatchNormBackward"}
 
 
 @functools.cache
@@ -129,3 +130,13 @@ def _max_pool_bwd(shape, where, g):
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def batch_norm_grad(x, g, scale, mean, var, epsilon: float):
+    """(dx, dscale, doffset) of training-mode BN of NHWC float32 `x` by its batch `mean` and
+    biased `var`, for the output's gradient `g`, as `layers.batch_norm_train`'s gradient."""
+    library()
+    channels = jax.ShapeDtypeStruct(scale.shape, jnp.float32)
+    call = jax.ffi.ffi_call("onednn_batch_norm_backward",
+                            (jax.ShapeDtypeStruct(x.shape, jnp.float32), channels, channels))
+    return call(x, g, scale, mean, var, epsilon=np.float32(epsilon))
