@@ -4,7 +4,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -102,13 +101,9 @@ Entry MakeEntry(Op op, const Shape& s) {
 }
 
 const Entry& Cached(Op op, const Shape& s) {
-  static std::mutex mutex;
-  static std::map<std::pair<int, Shape>, Entry> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto key = std::make_pair(static_cast<int>(op), s);
-  auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, MakeEntry(op, s)).first;
-  return it->second;
+  return onednn_ops::Memoized(std::make_pair(op, s), [](const std::pair<Op, Shape>& key) {
+    return MakeEntry(key.first, key.second);
+  });
 }
 
 Shape MakeShape(Dims x, Dims k, Dims y, int64_t stride, int64_t pad_top, int64_t pad_left) {
@@ -154,7 +149,7 @@ constexpr int64_t kSplitMacs = 4 << 20;
 // if no pool thread has started it when the first is done, so a busy pool costs no waiting.
 ffi::Error Run(ffi::ThreadPool pool, Op op, const Shape& s, float* input, float* kernel,
                float* output) {
-  try {
+  return onednn_ops::Guarded("oneDNN convolution", [&] {
     int64_t macs = s.n * s.oh * s.ow * s.f * s.c * s.kh * s.kw;
     if (s.n < 2 || macs < kSplitMacs || pool.num_threads() < 2) {
       RunPart(op, s, input, kernel, output);
@@ -195,10 +190,8 @@ ffi::Error Run(ffi::ThreadPool pool, Op op, const Shape& s, float* input, float*
     if (error.empty()) error = half->error;
     if (!error.empty()) throw std::runtime_error(error);
     for (size_t i = 0; i < partial.size(); ++i) kernel[i] += partial[i];
-  } catch (const std::exception& e) {
-    return ffi::Error::Internal(std::string("oneDNN convolution: ") + e.what());
-  }
-  return ffi::Error::Success();
+    return ffi::Error::Success();
+  });
 }
 
 using F32 = ffi::Buffer<ffi::F32>;

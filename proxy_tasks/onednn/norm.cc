@@ -3,8 +3,6 @@
 // the map. The forward pass stays in XLA, fused with its neighbours. Primitives are built once
 // per shape and cached.
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -36,12 +34,7 @@ struct Entry {
   memory::desc scratchpad;
 };
 
-const Entry& Cached(const Shape& s) {
-  static std::mutex mutex;
-  static std::map<Shape, Entry> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(s);
-  if (it != cache.end()) return it->second;
+Entry MakeEntry(const Shape& s) {
   const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -50,8 +43,11 @@ const Entry& Cached(const Shape& s) {
   dnnl::batch_normalization_backward::primitive_desc pd(
       Engine(), dnnl::prop_kind::backward, s.Map(), s.Map(), s.Map(), s.epsilon, flags, hint,
       attr);
-  return cache.emplace(s, Entry{dnnl::batch_normalization_backward(pd), pd.scratchpad_desc()})
-      .first->second;
+  return {dnnl::batch_normalization_backward(pd), pd.scratchpad_desc()};
+}
+
+const Entry& Cached(const Shape& s) {
+  return onednn_ops::Memoized(s, [](const Shape& s) { return MakeEntry(s); });
 }
 
 using F32 = ffi::Buffer<ffi::F32>;
@@ -61,7 +57,7 @@ using F32Out = ffi::ResultBuffer<ffi::F32>;
 // mean and biased batch variance.
 ffi::Error Backward(F32 x, F32 g, F32 scale, F32 mean, F32 var, F32Out dx, F32Out dscale,
                     F32Out doffset, float epsilon) {
-  try {
+  return onednn_ops::Guarded("oneDNN batch norm gradient", [&] {
     auto d = x.dimensions();
     if (d.size() != 4) throw std::invalid_argument("a map of rank " + std::to_string(d.size()));
     Shape s{d[0], d[1], d[2], d[3], epsilon};
@@ -81,10 +77,8 @@ ffi::Error Backward(F32 x, F32 g, F32 scale, F32 mean, F32 var, F32Out dx, F32Ou
                  {DNNL_ARG_DIFF_SHIFT, channels(doffset->typed_data())},
                  {DNNL_ARG_SCRATCHPAD, memory(e.scratchpad, Engine())}});
     stream.wait();
-  } catch (const std::exception& e) {
-    return ffi::Error::Internal(std::string("oneDNN batch norm gradient: ") + e.what());
-  }
-  return ffi::Error::Success();
+    return ffi::Error::Success();
+  });
 }
 
 }  // namespace

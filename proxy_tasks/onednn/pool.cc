@@ -2,8 +2,6 @@
 // forward pass also returns oneDNN's workspace (where each window's maximum was), which the
 // gradient takes. Primitives are built once per shape and cached.
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -43,12 +41,7 @@ struct Entry {
   memory::desc workspace, forward_scratchpad, backward_scratchpad;
 };
 
-const Entry& Cached(const Shape& s) {
-  static std::mutex mutex;
-  static std::map<Shape, Entry> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(s);
-  if (it != cache.end()) return it->second;
+Entry MakeEntry(const Shape& s) {
   auto fwd = s.Forward();
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -57,9 +50,12 @@ const Entry& Cached(const Shape& s) {
   dnnl::pooling_backward::primitive_desc bwd(
       Engine(), dnnl::algorithm::pooling_max, s.Input(), s.Output(), {s.stride, s.stride},
       {s.window, s.window}, {0, 0}, {s.pad_top, s.pad_left}, pad_r, fwd, attr);
-  Entry e{dnnl::pooling_forward(fwd), dnnl::pooling_backward(bwd), fwd.workspace_desc(),
+  return {dnnl::pooling_forward(fwd), dnnl::pooling_backward(bwd), fwd.workspace_desc(),
           fwd.scratchpad_desc(), bwd.scratchpad_desc()};
-  return cache.emplace(s, e).first->second;
+}
+
+const Entry& Cached(const Shape& s) {
+  return onednn_ops::Memoized(s, [](const Shape& s) { return MakeEntry(s); });
 }
 
 // Runs the forward (x, y) or backward (dx, dy) pass; both share the workspace.
@@ -88,28 +84,24 @@ Shape MakeShape(ffi::Buffer<ffi::F32>::Dimensions x, ffi::Buffer<ffi::F32>::Dime
 ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> y,
                    ffi::ResultBuffer<ffi::U8> workspace, int64_t window, int64_t stride,
                    int64_t pad_top, int64_t pad_left) {
-  try {
+  return onednn_ops::Guarded("oneDNN max-pool", [&] {
     Shape s = MakeShape(x.dimensions(), y->dimensions(), window, stride, pad_top, pad_left);
     if (Cached(s).workspace.get_size() != workspace->size_bytes()) {
       return ffi::Error::InvalidArgument("oneDNN max-pool: wrong workspace size");
     }
     Run(false, s, x.typed_data(), y->typed_data(), workspace->untyped_data());
-  } catch (const std::exception& e) {
-    return ffi::Error::Internal(std::string("oneDNN max-pool: ") + e.what());
-  }
-  return ffi::Error::Success();
+    return ffi::Error::Success();
+  });
 }
 
 ffi::Error Backward(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::U8> workspace,
                     ffi::ResultBuffer<ffi::F32> dx, int64_t window, int64_t stride,
                     int64_t pad_top, int64_t pad_left) {
-  try {
+  return onednn_ops::Guarded("oneDNN max-pool gradient", [&] {
     Shape s = MakeShape(dx->dimensions(), g.dimensions(), window, stride, pad_top, pad_left);
     Run(true, s, dx->typed_data(), g.typed_data(), workspace.untyped_data());
-  } catch (const std::exception& e) {
-    return ffi::Error::Internal(std::string("oneDNN max-pool gradient: ") + e.what());
-  }
-  return ffi::Error::Success();
+    return ffi::Error::Success();
+  });
 }
 
 }  // namespace
