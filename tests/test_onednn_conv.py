@@ -89,7 +89,8 @@ def test_forward_and_both_gradients_equal_xla(n, h, w, cin, k, cout, strides):
         assert_close(a, b)
 
 
-@pytest.mark.parametrize("shape", [(2, 7, 10, 3), (1, 1, 1, 1), (2, 16, 16, 8), (3, 9, 11, 16)])
+@pytest.mark.parametrize("shape", [(2, 7, 10, 3), (1, 1, 1, 1), (2, 16, 16, 8), (3, 9, 11, 16),
+                                   (3, 150, 149, 2)])  # the batch split (1 + 2) over two threads
 def test_max_pool_and_gradient_equal_autodiff(shape):
     # Small integers make ties, where the gradient must go to the same (first) maximum.
     x = jnp.asarray(np.random.default_rng(0).integers(0, 3, shape), jnp.float32)

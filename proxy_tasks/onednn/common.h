@@ -2,8 +2,11 @@
 // cache of primitives, and how an exception becomes XLA's error.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -41,6 +44,47 @@ const auto& Memoized(const Key& key, Make make) {
   auto it = cache.find(key);
   if (it == cache.end()) it = cache.emplace(key, make(key)).first;
   return it->second;
+}
+
+// Runs `part(0)` on the calling thread and `part(1)` on one of XLA's pool threads, both before it
+// returns; the caller runs `part(1)` too if no pool thread has started it by then, so a busy pool
+// costs no waiting and no threads are added to XLA's. Rethrows the first part's exception.
+template <typename Part>
+void InTwo(xla::ffi::ThreadPool& pool, const Part& part) {
+  struct Second {
+    std::atomic<bool> claimed{false};
+    std::mutex mutex;
+    std::condition_variable finished_cv;
+    bool finished = false;
+    std::exception_ptr error;
+  };
+  auto second = std::make_shared<Second>();
+  // The pool's copy touches `part` only when it wins the claim, and the caller waits for it then.
+  auto run_second = [second, part = &part]() {
+    if (second->claimed.exchange(true)) return;
+    std::exception_ptr error;
+    try {
+      (*part)(1);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(second->mutex);
+    second->error = error;
+    second->finished = true;
+    second->finished_cv.notify_all();
+  };
+  pool.Schedule([run_second] { run_second(); });
+  std::exception_ptr error;
+  try {
+    part(0);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  run_second();
+  std::unique_lock<std::mutex> lock(second->mutex);
+  second->finished_cv.wait(lock, [&] { return second->finished; });
+  if (!error) error = second->error;
+  if (error) std::rethrow_exception(error);
 }
 
 // `body()`'s error, or an internal error "`what`: message" where it throws.

@@ -1,12 +1,7 @@
 // SAME-padded NHWC x HWIO float32 convolution, its input gradient and its kernel gradient as
 // XLA FFI handlers calling oneDNN. Primitives are built once per shape and cached.
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <memory>
-#include <mutex>
-#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -132,21 +127,11 @@ void RunPart(Op op, const Shape& s, float* input, float* kernel, float* output) 
   stream.wait();
 }
 
-// The second half of a batch split in two: run by whichever thread claims it first.
-struct Half {
-  std::atomic<bool> claimed{false};
-  std::mutex mutex;
-  std::condition_variable finished_cv;
-  bool finished = false;
-  std::string error;
-};
-
 // Convolutions of at least this many multiply-adds split the batch over two threads.
 constexpr int64_t kSplitMacs = 4 << 20;
 
-// Runs `op`, the batch's second half on one of XLA's threads where it is large enough: both
-// halves on XLA's own pool, so oneDNN adds no threads. The caller takes the second half back
-// if no pool thread has started it when the first is done, so a busy pool costs no waiting.
+// Runs `op`, the batch's second half on one of XLA's threads where it is large enough
+// (`onednn_ops::InTwo`).
 ffi::Error Run(ffi::ThreadPool pool, Op op, const Shape& s, float* input, float* kernel,
                float* output) {
   return onednn_ops::Guarded("oneDNN convolution", [&] {
@@ -158,37 +143,13 @@ ffi::Error Run(ffi::ThreadPool pool, Op op, const Shape& s, float* input, float*
     Shape first = s, second = s;
     first.n = s.n / 2;
     second.n = s.n - first.n;
-    float* input2 = input + first.n * s.h * s.w * s.c;
-    float* output2 = output + first.n * s.oh * s.ow * s.f;
     // Kernel gradient: the second half's partial sum goes to its own buffer, added at the end.
     std::vector<float> partial(op == Op::kKernelGrad ? s.kh * s.kw * s.c * s.f : 0);
-    float* kernel2 = op == Op::kKernelGrad ? partial.data() : kernel;
-    auto half = std::make_shared<Half>();
-    auto run_second = [=, &partial]() {
-      if (half->claimed.exchange(true)) return;
-      std::string error;
-      try {
-        RunPart(op, second, input2, kernel2, output2);
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-      std::lock_guard<std::mutex> lock(half->mutex);
-      half->error = error;
-      half->finished = true;
-      half->finished_cv.notify_all();
-    };
-    pool.Schedule([half, run_second]() { run_second(); });
-    std::string error;
-    try {
-      RunPart(op, first, input, kernel, output);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-    run_second();  // does nothing if a pool thread has it
-    std::unique_lock<std::mutex> lock(half->mutex);
-    half->finished_cv.wait(lock, [&] { return half->finished; });
-    if (error.empty()) error = half->error;
-    if (!error.empty()) throw std::runtime_error(error);
+    onednn_ops::InTwo(pool, [&](int half) {
+      if (half == 0) return RunPart(op, first, input, kernel, output);
+      RunPart(op, second, input + first.n * s.h * s.w * s.c,
+              op == Op::kKernelGrad ? partial.data() : kernel, output + first.n * s.oh * s.ow * s.f);
+    });
     for (size_t i = 0; i < partial.size(); ++i) kernel[i] += partial[i];
     return ffi::Error::Success();
   });

@@ -59,7 +59,7 @@ const Entry& Cached(const Shape& s) {
 }
 
 // Runs the forward (x, y) or backward (dx, dy) pass; both share the workspace.
-void Run(bool backward, const Shape& s, float* input, float* output, void* workspace) {
+void RunPart(bool backward, const Shape& s, float* input, float* output, uint8_t* workspace) {
   onednn_ops::UseThreads();
   thread_local dnnl::stream stream(Engine());
   const Entry& e = Cached(s);
@@ -76,12 +76,41 @@ void Run(bool backward, const Shape& s, float* input, float* output, void* works
   stream.wait();
 }
 
+// Pools of at least this many input values split the batch over two threads.
+constexpr int64_t kSplitValues = 1 << 16;
+
+// Whether the workspace holds one byte an output, in the output's order: then a batch's halves
+// have their own stretches of it.
+bool WorkspacePerOutput(const Shape& s) {
+  return Cached(s).workspace ==
+         memory::desc({s.n, s.c, s.oh, s.ow}, memory::data_type::u8, Tag::nhwc);
+}
+
+// Runs the pass, the batch's second half on one of XLA's threads where it is large enough
+// (`onednn_ops::InTwo`).
+void Run(ffi::ThreadPool& pool, bool backward, const Shape& s, float* input, float* output,
+         uint8_t* workspace) {
+  Shape first = s, second = s;
+  first.n = s.n / 2;
+  second.n = s.n - first.n;
+  if (s.n < 2 || s.n * s.h * s.w * s.c < kSplitValues || pool.num_threads() < 2 ||
+      !WorkspacePerOutput(first) || !WorkspacePerOutput(second)) {
+    return RunPart(backward, s, input, output, workspace);
+  }
+  int64_t outputs = first.n * s.oh * s.ow * s.c;
+  onednn_ops::InTwo(pool, [&](int half) {
+    if (half == 0) return RunPart(backward, first, input, output, workspace);
+    RunPart(backward, second, input + first.n * s.h * s.w * s.c, output + outputs,
+            workspace + outputs);
+  });
+}
+
 Shape MakeShape(ffi::Buffer<ffi::F32>::Dimensions x, ffi::Buffer<ffi::F32>::Dimensions y,
                 int64_t window, int64_t stride, int64_t pad_top, int64_t pad_left) {
   return {x[0], x[1], x[2], x[3], y[1], y[2], window, stride, pad_top, pad_left};
 }
 
-ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> y,
+ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> y,
                    ffi::ResultBuffer<ffi::U8> workspace, int64_t window, int64_t stride,
                    int64_t pad_top, int64_t pad_left) {
   return onednn_ops::Guarded("oneDNN max-pool", [&] {
@@ -89,17 +118,17 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> y,
     if (Cached(s).workspace.get_size() != workspace->size_bytes()) {
       return ffi::Error::InvalidArgument("oneDNN max-pool: wrong workspace size");
     }
-    Run(false, s, x.typed_data(), y->typed_data(), workspace->untyped_data());
+    Run(pool, false, s, x.typed_data(), y->typed_data(), workspace->typed_data());
     return ffi::Error::Success();
   });
 }
 
-ffi::Error Backward(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::U8> workspace,
+ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::U8> workspace,
                     ffi::ResultBuffer<ffi::F32> dx, int64_t window, int64_t stride,
                     int64_t pad_top, int64_t pad_left) {
   return onednn_ops::Guarded("oneDNN max-pool gradient", [&] {
     Shape s = MakeShape(dx->dimensions(), g.dimensions(), window, stride, pad_top, pad_left);
-    Run(true, s, dx->typed_data(), g.typed_data(), workspace.untyped_data());
+    Run(pool, true, s, dx->typed_data(), g.typed_data(), workspace.typed_data());
     return ffi::Error::Success();
   });
 }
@@ -108,6 +137,7 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::U8> workspace,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnMaxPoolForward, Forward,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::U8>>()
@@ -118,6 +148,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnMaxPoolForward, Forward,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OnednnMaxPoolBackward, Backward,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::U8>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
