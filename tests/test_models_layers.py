@@ -13,7 +13,8 @@ from proxy_tasks.models.options import ModelOptions
 from proxy_tasks.models.spinenet import Block
 from proxy_tasks.onednn.ops import library
 
-# BN's gradient is XLA's passes on the `xla` path, one oneDNN call on the `onednn` path.
+# BN's statistics and gradient are XLA's passes on the `xla` path, the extension's hand-written
+# kernels (a custom call each) on the `onednn` path.
 CPU_PATHS = [pytest.param("xla"),
              pytest.param("onednn", marks=pytest.mark.skipif(library() is None,
                                                              reason="oneDNN extension not built"))]
@@ -23,8 +24,9 @@ def batch_norm_grads(path, x, scale, offset, weights):
     """Gradients of sum(BN(x) * weights) by `batch_norm_train`, checked to take `path`."""
     grad_fn = jax.jit(jax.grad(lambda *a: jnp.sum(batch_norm_train(*a, 1e-3)[0] * weights),
                                (0, 1, 2)))
-    assert ("onednn_batch_norm_backward" in grad_fn.lower(x, scale, offset).as_text()) == (
-        path == "onednn")
+    lowered = grad_fn.lower(x, scale, offset).as_text()
+    for target in ("onednn_batch_norm_statistics", "onednn_batch_norm_gradient"):
+        assert (target in lowered) == (path == "onednn")
     return grad_fn(x, scale, offset)
 
 
@@ -117,22 +119,31 @@ def test_batch_norm_gradient_equals_autodiff_of_its_formula(monkeypatch, path, s
 
 
 @pytest.mark.parametrize("path", CPU_PATHS)
-def test_batch_norm_gradient_holds_when_the_mean_dwarfs_the_spread(monkeypatch, path):
+@pytest.mark.parametrize("shape", [
+    (8, 1, 1, 4),     # 8 values per channel: a 1 x 1 level at batch 8
+    (3, 61, 43, 12),  # 7,869 rows: many blocks of rows, split over two threads, a short last one
+])
+def test_batch_norm_statistics_and_gradient_hold_when_the_mean_dwarfs_the_spread(
+        monkeypatch, path, shape):
     monkeypatch.setenv("NAS_CPU_CONV", path)
-    # 8 values per channel (a 1 x 1 level at batch 8) with mean 100-1000 times the spread: the
-    # one-pass sums (E[x^2] - E[x]^2, sum(g x) - mean sum(g)) lost 4-20% of the gradient here.
+    # Channel means 100-1000 times the spread: the one-pass sums (E[x^2] - E[x]^2, sum(g x) -
+    # mean sum(g)) lost 4-20% of the gradient here.
     rng = np.random.default_rng(1)
-    x = np.float32(rng.choice([100.0, -300.0, 1000.0], 4) + rng.normal(0, 1.0, (8, 1, 1, 4)))
+    channels = shape[-1]
+    x = np.float32(rng.choice([100.0, -300.0, 1000.0], channels) + rng.normal(0, 1.0, shape))
     weights = np.float32(rng.normal(size=x.shape))
-    scale, offset = np.float32(rng.normal(size=4)), np.float32(rng.normal(size=4))
+    scale, offset = np.float32(rng.normal(size=channels)), np.float32(rng.normal(size=channels))
+    _, mean, var = jax.jit(lambda *a: batch_norm_train(*a, 1e-3))(x, scale, offset)
     grads = batch_norm_grads(path, x, scale, offset, weights)
     # The textbook formula in float64 on the same float32 inputs.
     x64, w64 = x.astype(np.float64), weights.astype(np.float64)
     centered = x64 - x64.mean((0, 1, 2))
-    var = (centered ** 2).mean((0, 1, 2))
-    x_hat = centered / np.sqrt(var + 1e-3)
+    var64 = (centered ** 2).mean((0, 1, 2))
+    np.testing.assert_allclose(mean, x64.mean((0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(var, var64, rtol=1e-6)
+    x_hat = centered / np.sqrt(var64 + 1e-3)
     mean_g, mean_gx = w64.mean((0, 1, 2)), (w64 * x_hat).mean((0, 1, 2))
-    want_x = scale * (w64 - mean_g - x_hat * mean_gx) / np.sqrt(var + 1e-3)
+    want_x = scale * (w64 - mean_g - x_hat * mean_gx) / np.sqrt(var64 + 1e-3)
     want_scale, want_offset = (w64 * x_hat).sum((0, 1, 2)), w64.sum((0, 1, 2))
     for name, got, want in zip(("x", "scale", "offset"), grads, (want_x, want_scale, want_offset)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(),

@@ -125,9 +125,10 @@ def batch_norm_train(x, scale, offset, epsilon: float):
     E[x^2] - E[x]^2 and sum(g * x) - mean * sum(g) lose the gradient to cancellation when a
     channel's mean is 100 times its spread (a coarse level's few values per channel at a small
     batch: gradient errors of 10-20%). The hand-written gradient (two per-channel sums, one
-    multiply-add per element) traces and compiles faster than autodiff's; where
-    `onednn.enabled` says so it is one oneDNN call instead (less memory traffic than XLA's
-    passes). The mean and variance only feed the moving averages: their cotangents are ignored.
+    multiply-add per element) traces and compiles faster than autodiff's. Where
+    `onednn.enabled` says so, the statistics and the gradient are one custom call each, over
+    both threads (fewer passes over the map than XLA's). The mean and variance only feed the
+    moving averages: their cotangents are ignored.
     """
     return _batch_norm_train_fwd(x, scale, offset, epsilon)[0]
 
@@ -137,12 +138,16 @@ def _centered(x, mean):
 
 
 def _batch_norm_train_fwd(x, scale, offset, epsilon):
-    count = x.size // x.shape[-1]
-    (total,) = _channel_sums(x.astype(jnp.float32))
-    mean = total / count
-    centered = _centered(x, mean)
-    (squares,) = _channel_sums(centered * centered)
-    var = squares / count
+    if onednn.enabled(x.dtype):
+        mean, var = onednn.batch_norm_statistics(x)
+        centered = _centered(x, mean)
+    else:
+        count = x.size // x.shape[-1]
+        (total,) = _channel_sums(x.astype(jnp.float32))
+        mean = total / count
+        centered = _centered(x, mean)
+        (squares,) = _channel_sums(centered * centered)
+        var = squares / count
     y = (centered * (scale * lax.rsqrt(var + epsilon)) + offset).astype(x.dtype)
     return (y, mean, var), (x, scale, mean, var)
 
@@ -150,7 +155,7 @@ def _batch_norm_train_fwd(x, scale, offset, epsilon):
 def _batch_norm_train_bwd(epsilon, residuals, cotangents):
     x, scale, mean, var = residuals
     g = cotangents[0]
-    if onednn.enabled(x.dtype) and x.ndim == 4:
+    if onednn.enabled(x.dtype):
         return onednn.batch_norm_grad(x, g, scale, mean, var, epsilon)
     inv_std = lax.rsqrt(var + epsilon)
     multiplier = scale * inv_std

@@ -24,7 +24,7 @@ def command() -> list[str]:
     import jax.ffi
 
     include, lib = prefix_dirs()
-    return ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp",
+    return ["g++", "-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp",
             "-isystem", str(include), "-isystem", jax.ffi.include_dir(), *map(str, SOURCES), "-o", str(LIBRARY),
             f"-L{lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib}"]
 

@@ -1,5 +1,5 @@
 """A SAME NHWC convolution and max-pooling whose forward passes and gradients are oneDNN custom
-calls, and batch normalization's gradient as one.
+calls, and batch normalization's statistics and gradient as hand-written ones (`norm.cc`).
 
 `NAS_CPU_CONV` picks the CPU path: `onednn` (default) or `xla`; the XLA path stays wherever the
 extension is not built, off the CPU and for dtypes other than float32.
@@ -26,7 +26,7 @@ LIBRARY = Path(__file__).resolve().parent / "build" / "libonednn_conv.so"  # mad
 SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvInputGrad",
            "conv_kernel_grad": "OnednnConvKernelGrad", "max_pool_forward": "OnednnMaxPoolForward",
            "max_pool_backward": "OnednnMaxPoolBackward",
-           "batch_norm_backward": "OnednnBatchNormBackward"}
+           "batch_norm_statistics": "BatchNormStatistics", "batch_norm_gradient": "BatchNormGradient"}
 
 
 @functools.cache
@@ -132,11 +132,18 @@ def _max_pool_bwd(shape, where, g):
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
+def batch_norm_statistics(x):
+    """(mean, biased variance) of each channel (the last axis) of float32 `x`, over the others."""
+    library()
+    channels = jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32)
+    return jax.ffi.ffi_call("onednn_batch_norm_statistics", (channels, channels))(x)
+
+
 def batch_norm_grad(x, g, scale, mean, var, epsilon: float):
-    """(dx, dscale, doffset) of training-mode BN of NHWC float32 `x` by its batch `mean` and
-    biased `var`, for the output's gradient `g`, as `layers.batch_norm_train`'s gradient."""
+    """(dx, dscale, doffset) of training-mode BN of float32 `x` (channels last) by its batch
+    `mean` and biased `var`, for the output's gradient `g`, as `layers.batch_norm_train`'s."""
     library()
     channels = jax.ShapeDtypeStruct(scale.shape, jnp.float32)
-    call = jax.ffi.ffi_call("onednn_batch_norm_backward",
+    call = jax.ffi.ffi_call("onednn_batch_norm_gradient",
                             (jax.ShapeDtypeStruct(x.shape, jnp.float32), channels, channels))
     return call(x, g, scale, mean, var, epsilon=np.float32(epsilon))
