@@ -6,8 +6,8 @@ Writes JSON: per (model, size) the trace and compile seconds, the steady trainin
 images/s (forward + backward + SGD momentum; median of timed steps after warm-up), the
 process CPU seconds of compile and step (steadier than wall time on a shared machine) and the
 peak resident memory. Each case runs in a fresh child process, so compile times are cold
-(unless --cache-dir) and memory peaks are its own. tcmalloc (Debian's libtcmalloc-minimal4)
-is preloaded when installed, unless --no-tcmalloc: it removes glibc malloc's page faults.
+(unless --cache-dir) and memory peaks are its own. The children run under `nas.preload`'s
+allocator (tcmalloc where installed, else tuned glibc malloc), as trials do, unless --no-preload.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def parse_args(argv=None):
     p.add_argument("--plain-layers", action="store_true",
                    help="baseline: 1x1 convs as convolutions, autodiff max-pool gradient")
     p.add_argument("--no-donate", action="store_true", help="do not donate the train state")
-    p.add_argument("--no-tcmalloc", action="store_true")
+    p.add_argument("--no-preload", action="store_true", help="plain glibc malloc")
     p.add_argument("--cache-dir", help="persistent compilation cache directory")
     p.add_argument("--xla-flags", default="", help="extra XLA_FLAGS for the runs")
     p.add_argument("--cpu-conv", choices=("xla", "onednn"),
@@ -51,7 +51,7 @@ def parse_args(argv=None):
 
 
 def child_env(args) -> dict:
-    env = (None if args.no_tcmalloc else preload_env()) or dict(os.environ)
+    env = (None if args.no_preload else preload_env()) or dict(os.environ)
     env["XLA_FLAGS"] = " ".join(filter(None, (env.get("XLA_FLAGS"), args.xla_flags)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
     if args.cpu_conv:
@@ -192,6 +192,7 @@ def main(argv=None) -> int:
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "jax": jax.__version__},
         "settings": {"tcmalloc": LIBRARY in env.get("LD_PRELOAD", ""),
+                     "glibc_tunables": env.get("GLIBC_TUNABLES"),
                      "dtype": args.dtype, "plain_layers": args.plain_layers,
                      "donate": not args.no_donate, "cache_dir": args.cache_dir,
                      "xla_flags": env["XLA_FLAGS"], "steps": args.steps, "warmup": args.warmup,

@@ -1,6 +1,8 @@
-"""Run under tcmalloc when it is installed: XLA's CPU compile and steps are 10-20% faster with it
-than with glibc malloc (bench/results/model_step.md). `python -m nas.preload ARGS` runs
-`python ARGS` so; the `nas` command re-executes itself so. `NAS_TCMALLOC=0` turns it off."""
+"""Run under an allocator that keeps XLA's per-step buffers: tcmalloc where it is installed,
+else glibc malloc tuned by `GLIBC_TUNABLES`. Plain glibc malloc maps each large buffer afresh on
+every step (page faults: a quarter of a 256 px step's CPU, bench/results/model_step.md).
+`python -m nas.preload ARGS` runs `python ARGS` so; the `nas` command re-executes itself so.
+`NAS_PRELOAD=0` turns it off."""
 
 from __future__ import annotations
 
@@ -10,18 +12,26 @@ import sys
 from typing import List, Optional
 
 LIBRARY = "tcmalloc_minimal"  # Debian/Ubuntu: libtcmalloc-minimal4
+# Without tcmalloc: one arena (another thread's arena maps every large block afresh), the heap
+# rather than mmap for blocks under 1 GiB, and freed memory kept at the heap's top.
+GLIBC_TUNABLES = ("glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1073741824:"
+                  "glibc.malloc.trim_threshold=4294967296")
 
 
 def preload_env(environ=os.environ) -> Optional[dict]:
-    """The environment to re-execute with, or None where tcmalloc is off, missing or loaded."""
-    if environ.get("NAS_TCMALLOC", "1") == "0" or not sys.platform.startswith("linux"):
+    """The environment to re-execute with (tcmalloc preloaded, else glibc's tunables set), or
+    None where turned off, not on Linux, or already applied (tunables the user set included)."""
+    if environ.get("NAS_PRELOAD", "1") == "0" or not sys.platform.startswith("linux"):
         return None
     if LIBRARY in environ.get("LD_PRELOAD", ""):
         return None
     library = ctypes.util.find_library(LIBRARY)
-    if library is None:
-        return None
     env = dict(environ)
+    if library is None:
+        if "GLIBC_TUNABLES" in environ:
+            return None
+        env["GLIBC_TUNABLES"] = GLIBC_TUNABLES
+        return env
     env["LD_PRELOAD"] = " ".join(filter(None, (environ.get("LD_PRELOAD"), library)))
     env.setdefault("TCMALLOC_RELEASE_RATE", "0")  # keep freed pages: XLA reallocates them each step
     return env
@@ -39,7 +49,7 @@ def release_free_memory() -> None:
 
 
 def reexec(args: List[str]) -> None:
-    """Replaces this process by `python ARGS` under tcmalloc; returns where it cannot."""
+    """Replaces this process by `python ARGS` under `preload_env`; returns where there is none."""
     env = preload_env()
     if env is not None:
         sys.stdout.flush()
