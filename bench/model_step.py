@@ -4,8 +4,9 @@
 
 Writes JSON: per (model, size) the trace and compile seconds, the steady training-step
 images/s (forward + backward + SGD momentum; median of timed steps after warm-up), the
-process CPU seconds of compile and step (steadier than wall time on a shared machine) and the
-peak resident memory. Each case runs in a fresh child process, so compile times are cold
+process CPU seconds of compile and step (steadier than wall time on a shared machine), the
+kernel's share of a step's CPU and its page faults (the allocator's cost), and the peak
+resident memory. Each case runs in a fresh child process, so compile times are cold
 (unless --cache-dir) and memory peaks are its own. The children run under `nas.preload`'s
 allocator (tcmalloc where installed, else tuned glibc malloc), as trials do, unless --no-preload.
 """
@@ -148,11 +149,14 @@ def run_case(args, model_name: str, size: int) -> dict:
     t2, c2 = time.perf_counter(), time.process_time()
     times, cpu_times = [], []
     for i in range(args.warmup + args.steps):
+        if i == args.warmup:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
         start, cpu_start = time.perf_counter(), time.process_time()
         state, value = compiled(state, images, targets)
         jax.block_until_ready(value)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
+    timed = resource.getrusage(resource.RUSAGE_SELF)
     if not np.isfinite(float(value)):
         raise RuntimeError(f"{model_name} {size}: loss is {float(value)}")
     median = statistics.median(times[args.warmup:])
@@ -163,6 +167,8 @@ def run_case(args, model_name: str, size: int) -> dict:
         "first_step_s": round(times[0], 3), "step_s": round(median, 4),
         "images_per_s": round(args.batch / median, 1),
         "step_cpu_s": round(statistics.median(cpu_times[args.warmup:]), 4),
+        "step_system_cpu_s": round((timed.ru_stime - usage.ru_stime) / args.steps, 4),
+        "step_page_faults": round((timed.ru_minflt - usage.ru_minflt) / args.steps),
         "step_s_range": [round(min(times[args.warmup:]), 4), round(max(times[args.warmup:]), 4)],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "xla_flops_per_step": compiled.cost_analysis().get("flops"),
