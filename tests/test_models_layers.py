@@ -20,12 +20,13 @@ CPU_PATHS = [pytest.param("xla"),
                                                              reason="oneDNN extension not built"))]
 
 
-def batch_norm_grads(path, x, scale, offset, weights):
+def batch_norm_grads(path, x, scale, offset, weights, relu=False):
     """Gradients of sum(BN(x) * weights) by `batch_norm_train`, checked to take `path`."""
-    grad_fn = jax.jit(jax.grad(lambda *a: jnp.sum(batch_norm_train(*a, 1e-3)[0] * weights),
-                               (0, 1, 2)))
+    grad_fn = jax.jit(jax.grad(
+        lambda *a: jnp.sum(batch_norm_train(*a, 1e-3, relu)[0] * weights), (0, 1, 2)))
     lowered = grad_fn.lower(x, scale, offset).as_text()
-    for target in ("onednn_batch_norm_statistics", "onednn_batch_norm_gradient"):
+    gradient = "onednn_batch_norm_relu_gradient" if relu else "onednn_batch_norm_gradient"
+    for target in ("onednn_batch_norm_statistics", gradient):
         assert (target in lowered) == (path == "onednn")
     return grad_fn(x, scale, offset)
 
@@ -94,9 +95,31 @@ def test_batch_norm_normalizes_and_tracks_moving_averages():
     np.testing.assert_allclose(inference, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("norm", ["batch", "group"])
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_with_relu_is_the_relu_of_batch_norm(norm, train):
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(1.0, 2.0, (2, 5, 5, 8)), jnp.float32)
+    options = ModelOptions(norm=norm)
+    variables = BatchNorm(options).init(jax.random.PRNGKey(0), x, train=False)
+    variables = {**variables, "params": {"scale": jnp.asarray(rng.normal(size=8), jnp.float32),
+                                         "bias": jnp.asarray(rng.normal(size=8), jnp.float32)}}
+    if norm == "batch":
+        variables["batch_stats"] = {"mean": jnp.full(8, 0.5), "var": jnp.full(8, 3.0)}
+
+    def apply(relu):
+        return BatchNorm(options, relu=relu).apply(variables, x, train=train,
+                                                   mutable=["batch_stats"])[0]
+
+    np.testing.assert_array_equal(apply(True), nn.relu(apply(False)))
+
+
 @pytest.mark.parametrize("path", CPU_PATHS)
-@pytest.mark.parametrize("scale_value", [None, 0.0])  # 0: a zero-initialised residual BN
-def test_batch_norm_gradient_equals_autodiff_of_its_formula(monkeypatch, path, scale_value):
+@pytest.mark.parametrize("scale_value,relu", [
+    (None, False), (None, True),
+    (0.0, False),  # a zero-initialised residual BN
+])
+def test_batch_norm_gradient_equals_autodiff_of_its_formula(monkeypatch, path, scale_value, relu):
     monkeypatch.setenv("NAS_CPU_CONV", path)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(2.0, 3.0, (3, 5, 4, 6)), jnp.float32)
@@ -106,13 +129,14 @@ def test_batch_norm_gradient_equals_autodiff_of_its_formula(monkeypatch, path, s
 
     def textbook(x, scale, offset):
         mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
-        return (x - mean) / jnp.sqrt(var + 1e-3) * scale + offset
+        y = (x - mean) / jnp.sqrt(var + 1e-3) * scale + offset
+        return jax.nn.relu(y) if relu else y
 
-    y, mean, var = batch_norm_train(x, scale, offset, 1e-3)
+    y, mean, var = batch_norm_train(x, scale, offset, 1e-3, relu)
     np.testing.assert_allclose(y, textbook(x, scale, offset), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(mean, x.mean((0, 1, 2)), rtol=1e-6)
     np.testing.assert_allclose(var, x.var((0, 1, 2)), rtol=1e-5)
-    grads = batch_norm_grads(path, x, scale, offset, weights)
+    grads = batch_norm_grads(path, x, scale, offset, weights, relu)
     expected = jax.grad(lambda *a: jnp.sum(textbook(*a) * weights), (0, 1, 2))(x, scale, offset)
     for name, got, want in zip(("x", "scale", "offset"), grads, expected):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)

@@ -117,9 +117,9 @@ def _normalize(x, scale, offset, mean, inv_std):
     return x * multiplier.astype(x.dtype) + (offset - mean * multiplier).astype(x.dtype), multiplier
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def batch_norm_train(x, scale, offset, epsilon: float):
-    """(BN of `x` by its own batch statistics, batch mean, batch variance).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def batch_norm_train(x, scale, offset, epsilon: float, relu: bool = False):
+    """(BN of `x` by its own batch statistics, then a ReLU if `relu`; batch mean, batch variance).
 
     Statistics are float32, the variance and the gradient's sums over `x - mean`: the one-pass
     E[x^2] - E[x]^2 and sum(g * x) - mean * sum(g) lose the gradient to cancellation when a
@@ -127,17 +127,21 @@ def batch_norm_train(x, scale, offset, epsilon: float):
     batch: gradient errors of 10-20%). The hand-written gradient (two per-channel sums, one
     multiply-add per element) traces and compiles faster than autodiff's. Where
     `onednn.enabled` says so, the statistics and the gradient are one custom call each, over
-    both threads (fewer passes over the map than XLA's). The mean and variance only feed the
-    moving averages: their cotangents are ignored.
+    both threads (fewer passes over the map than XLA's), the ReLU's gradient folded into BN's.
+    The mean and variance only feed the moving averages: their cotangents are ignored.
     """
-    return _batch_norm_train_fwd(x, scale, offset, epsilon)[0]
+    return _batch_norm_train_fwd(x, scale, offset, epsilon, relu)[0]
 
 
 def _centered(x, mean):
     return x.astype(jnp.float32) - mean
 
 
-def _batch_norm_train_fwd(x, scale, offset, epsilon):
+def _multiplier(scale, var, epsilon):
+    return scale * lax.rsqrt(var + epsilon)
+
+
+def _batch_norm_train_fwd(x, scale, offset, epsilon, relu):
     if onednn.enabled(x.dtype):
         mean, var = onednn.batch_norm_statistics(x)
         centered = _centered(x, mean)
@@ -148,18 +152,23 @@ def _batch_norm_train_fwd(x, scale, offset, epsilon):
         centered = _centered(x, mean)
         (squares,) = _channel_sums(centered * centered)
         var = squares / count
-    y = (centered * (scale * lax.rsqrt(var + epsilon)) + offset).astype(x.dtype)
-    return (y, mean, var), (x, scale, mean, var)
+    y = centered * _multiplier(scale, var, epsilon) + offset
+    if relu:
+        y = jnp.maximum(y, 0.0)
+    return (y.astype(x.dtype), mean, var), (x, scale, offset, mean, var)
 
 
-def _batch_norm_train_bwd(epsilon, residuals, cotangents):
-    x, scale, mean, var = residuals
+def _batch_norm_train_bwd(epsilon, relu, residuals, cotangents):
+    x, scale, offset, mean, var = residuals
     g = cotangents[0]
     if onednn.enabled(x.dtype):
-        return onednn.batch_norm_grad(x, g, scale, mean, var, epsilon)
+        mask = (_multiplier(scale, var, epsilon), offset) if relu else None
+        return onednn.batch_norm_grad(x, g, scale, mean, var, epsilon, mask)
     inv_std = lax.rsqrt(var + epsilon)
     multiplier = scale * inv_std
     gf, centered = g.astype(jnp.float32), _centered(x, mean)
+    if relu:
+        gf = jnp.where(centered * multiplier + offset > 0, gf, 0.0)
     count = x.size // x.shape[-1]
     g_sum, gc_sum = _channel_sums(gf, gf * centered)
     scale_grad = inv_std * gc_sum  # the sum of g * x_hat
@@ -178,25 +187,28 @@ class BatchNorm(nn.Module):
     GroupNorm, without batch statistics, where the options say `norm="group"`).
 
     Statistics, scale and offset are float32; training normalizes by `batch_norm_train`. Moving
-    averages follow `momentum` in training (not at init), and are used in inference.
+    averages follow `momentum` in training (not at init), and are used in inference. `relu`: a
+    ReLU follows, applied here (in training, its gradient folded into BN's).
     """
 
     options: ModelOptions
     scale_init: Callable = nn.initializers.ones
+    relu: bool = False
 
     @nn.compact
     def __call__(self, x, train: bool):
         o, c = self.options, x.shape[-1]
         scale = self.param("scale", self.scale_init, (c,), jnp.float32)
         offset = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        activate = nn.relu if self.relu else (lambda y: y)
         if o.norm == "group":
-            return group_norm(x, scale, offset, o.bn_epsilon)
+            return activate(group_norm(x, scale, offset, o.bn_epsilon))
         moving_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
         moving_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
         if not train:
-            return _normalize(x, scale, offset, moving_mean.value,
-                              lax.rsqrt(moving_var.value + o.bn_epsilon))[0]
-        y, mean, var = batch_norm_train(x, scale, offset, o.bn_epsilon)
+            return activate(_normalize(x, scale, offset, moving_mean.value,
+                                       lax.rsqrt(moving_var.value + o.bn_epsilon))[0])
+        y, mean, var = batch_norm_train(x, scale, offset, o.bn_epsilon, self.relu)
         if not self.is_initializing():
             m = o.bn_momentum
             moving_mean.value = m * moving_mean.value + (1 - m) * mean
@@ -230,8 +242,9 @@ class ConvBN(nn.Module):
     def __call__(self, x, train: bool):
         x = Conv(self.features, self.kernel_size, self.strides, dtype=self.options.dtype,
                  kernel_init=self.options.kernel_init, name="conv")(x)
-        x = BatchNorm(self.options, self.bn_scale_init, name="bn")(x, train)
-        return self.options.act(x) if self.activate else x
+        relu = self.activate and self.options.activation == "relu"
+        x = BatchNorm(self.options, self.bn_scale_init, relu, name="bn")(x, train)
+        return self.options.act(x) if self.activate and not relu else x
 
 
 # -- max pooling: 3x3, stride 2, SAME, with a hand-written gradient --------------------------

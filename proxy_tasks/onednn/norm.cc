@@ -74,28 +74,39 @@ Moments RowMoments(const float* x, int64_t begin, int64_t end, int64_t c) {
   return m;
 }
 
-// Per-channel sums of g and of g * (x - mean) over some rows, in double.
+// What the gradient flows through after the normalization: nothing, or a ReLU, whose mask is
+// recomputed from x as the forward pass computed it (x - mean) * multiplier + offset > 0.
+struct Relu {
+  const float* multiplier;
+  const float* offset;
+};
+
+// Per-channel sums of g and of g * (x - mean) over some rows (g masked by the ReLU if kRelu).
+template <bool kRelu>
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void BlockGradSums(const float* __restrict x, const float* __restrict g, int64_t rows, int64_t c,
-                   const float* __restrict mean, float* __restrict g_sum,
+                   const float* __restrict mean, Relu relu, float* __restrict g_sum,
                    float* __restrict gc_sum) {
   std::fill(g_sum, g_sum + c, 0.f);
   std::fill(gc_sum, gc_sum + c, 0.f);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < c; ++j) {
-      float gj = g[r * c + j];
+      float xc = x[r * c + j] - mean[j], gj = g[r * c + j];
+      if (kRelu) gj = xc * relu.multiplier[j] + relu.offset[j] > 0.f ? gj : 0.f;
       g_sum[j] += gj;
-      gc_sum[j] += gj * (x[r * c + j] - mean[j]);
+      gc_sum[j] += gj * xc;
     }
   }
 }
 
+// The same summed in double over rows [begin, end).
+template <bool kRelu>
 void RowGradSums(const float* x, const float* g, int64_t begin, int64_t end, int64_t c,
-                 const float* mean, double* g_total, double* gc_total) {
+                 const float* mean, Relu relu, double* g_total, double* gc_total) {
   std::vector<float> g_sum(c), gc_sum(c);
   for (int64_t r = begin; r < end; r += kBlock) {
     int64_t n = std::min(kBlock, end - r);
-    BlockGradSums(x + r * c, g + r * c, n, c, mean, g_sum.data(), gc_sum.data());
+    BlockGradSums<kRelu>(x + r * c, g + r * c, n, c, mean, relu, g_sum.data(), gc_sum.data());
     for (int64_t j = 0; j < c; ++j) {
       g_total[j] += g_sum[j];
       gc_total[j] += gc_sum[j];
@@ -103,14 +114,17 @@ void RowGradSums(const float* x, const float* g, int64_t begin, int64_t end, int
   }
 }
 
-// dx = g * m + (x - mean) * a + b over some rows.
+// dx = g * m + (x - mean) * a + b over some rows (g masked by the ReLU if kRelu).
+template <bool kRelu>
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void InputGrad(const float* __restrict x, const float* __restrict g, int64_t rows, int64_t c,
-               const float* __restrict mean, const float* __restrict m,
+               const float* __restrict mean, Relu relu, const float* __restrict m,
                const float* __restrict a, const float* __restrict b, float* __restrict dx) {
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < c; ++j) {
-      dx[r * c + j] = g[r * c + j] * m[j] + (x[r * c + j] - mean[j]) * a[j] + b[j];
+      float xc = x[r * c + j] - mean[j], gj = g[r * c + j];
+      if (kRelu) gj = xc * relu.multiplier[j] + relu.offset[j] > 0.f ? gj : 0.f;
+      dx[r * c + j] = gj * m[j] + xc * a[j] + b[j];
     }
   }
 }
@@ -153,16 +167,18 @@ ffi::Error Statistics(ffi::ThreadPool pool, F32 x, F32Out mean, F32Out var) {
   });
 }
 
-// (dx, dscale, doffset) of y = (x - mean) * scale / sqrt(var + epsilon) + offset, for dy = g.
-ffi::Error Gradient(ffi::ThreadPool pool, F32 x, F32 g, F32 scale, F32 mean, F32 var,
+// (dx, dscale, doffset) of y = (x - mean) * scale / sqrt(var + epsilon) + offset (then the ReLU
+// if kRelu), for dy = g.
+template <bool kRelu>
+ffi::Error Gradient(ffi::ThreadPool pool, F32 x, F32 g, F32 scale, F32 mean, F32 var, Relu relu,
                     F32Out dx, F32Out dscale, F32Out doffset, float epsilon) {
   return onednn_ops::Guarded("batch norm gradient", [&] {
     int64_t c = x.dimensions().back(), rows = Rows(x);
     const float* mu = mean.typed_data();
     std::vector<double> sums(4 * c, 0.0);  // g and g * (x - mean), for each half
     OverRows(pool, rows, c, [&](int64_t begin, int64_t end, int k) {
-      RowGradSums(x.typed_data(), g.typed_data(), begin, end, c, mu, &sums[2 * k * c],
-                  &sums[(2 * k + 1) * c]);
+      RowGradSums<kRelu>(x.typed_data(), g.typed_data(), begin, end, c, mu, relu,
+                         &sums[2 * k * c], &sums[(2 * k + 1) * c]);
     });
     std::vector<float> m(c), a(c), b(c);
     for (int64_t j = 0; j < c; ++j) {
@@ -176,11 +192,26 @@ ffi::Error Gradient(ffi::ThreadPool pool, F32 x, F32 g, F32 scale, F32 mean, F32
       doffset->typed_data()[j] = g_sum;
     }
     OverRows(pool, rows, c, [&](int64_t begin, int64_t end, int) {
-      InputGrad(x.typed_data() + begin * c, g.typed_data() + begin * c, end - begin, c, mu,
-                m.data(), a.data(), b.data(), dx->typed_data() + begin * c);
+      InputGrad<kRelu>(x.typed_data() + begin * c, g.typed_data() + begin * c, end - begin, c,
+                       mu, relu, m.data(), a.data(), b.data(), dx->typed_data() + begin * c);
     });
     return ffi::Error::Success();
   });
+}
+
+ffi::Error PlainGradient(ffi::ThreadPool pool, F32 x, F32 g, F32 scale, F32 mean, F32 var,
+                         F32Out dx, F32Out dscale, F32Out doffset, float epsilon) {
+  return Gradient<false>(pool, x, g, scale, mean, var, {nullptr, nullptr}, dx, dscale, doffset,
+                         epsilon);
+}
+
+// The ReLU's mask from the forward pass's multiplier (scale / sqrt(var + epsilon), as it
+// computed it) and offset.
+ffi::Error ReluGradient(ffi::ThreadPool pool, F32 x, F32 g, F32 scale, F32 mean, F32 var,
+                        F32 multiplier, F32 offset, F32Out dx, F32Out dscale, F32Out doffset,
+                        float epsilon) {
+  return Gradient<true>(pool, x, g, scale, mean, var, {multiplier.typed_data(), offset.typed_data()},
+                        dx, dscale, doffset, epsilon);
 }
 
 }  // namespace
@@ -192,9 +223,24 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BatchNormStatistics, Statistics,
                                   .Ret<F32>()
                                   .Ret<F32>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(BatchNormGradient, Gradient,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BatchNormGradient, PlainGradient,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Ret<F32>()
+                                  .Attr<float>("epsilon"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BatchNormReluGradient, ReluGradient,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()

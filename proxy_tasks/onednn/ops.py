@@ -26,7 +26,8 @@ LIBRARY = Path(__file__).resolve().parent / "build" / "libonednn_conv.so"  # mad
 SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvInputGrad",
            "conv_kernel_grad": "OnednnConvKernelGrad", "max_pool_forward": "OnednnMaxPoolForward",
            "max_pool_backward": "OnednnMaxPoolBackward",
-           "batch_norm_statistics": "BatchNormStatistics", "batch_norm_gradient": "BatchNormGradient"}
+           "batch_norm_statistics": "BatchNormStatistics", "batch_norm_gradient": "BatchNormGradient",
+           "batch_norm_relu_gradient": "BatchNormReluGradient"}
 
 
 @functools.cache
@@ -139,11 +140,17 @@ def batch_norm_statistics(x):
     return jax.ffi.ffi_call("onednn_batch_norm_statistics", (channels, channels))(x)
 
 
-def batch_norm_grad(x, g, scale, mean, var, epsilon: float):
+def batch_norm_grad(x, g, scale, mean, var, epsilon: float, relu=None):
     """(dx, dscale, doffset) of training-mode BN of float32 `x` (channels last) by its batch
-    `mean` and biased `var`, for the output's gradient `g`, as `layers.batch_norm_train`'s."""
+    `mean` and biased `var`, for the output's gradient `g`, as `layers.batch_norm_train`'s.
+    `relu`: (multiplier, offset) where a ReLU follows, its mask `(x - mean) * multiplier + offset
+    > 0` recomputed as the forward pass computed it."""
     library()
     channels = jax.ShapeDtypeStruct(scale.shape, jnp.float32)
-    call = jax.ffi.ffi_call("onednn_batch_norm_gradient",
-                            (jax.ShapeDtypeStruct(x.shape, jnp.float32), channels, channels))
-    return call(x, g, scale, mean, var, epsilon=np.float32(epsilon))
+    outputs = (jax.ShapeDtypeStruct(x.shape, jnp.float32), channels, channels)
+    epsilon = np.float32(epsilon)
+    if relu is None:
+        return jax.ffi.ffi_call("onednn_batch_norm_gradient", outputs)(
+            x, g, scale, mean, var, epsilon=epsilon)
+    return jax.ffi.ffi_call("onednn_batch_norm_relu_gradient", outputs)(
+        x, g, scale, mean, var, *relu, epsilon=epsilon)
