@@ -148,7 +148,8 @@ ffi::Error Run(ffi::ThreadPool pool, Op op, const Shape& s, float* input, float*
     onednn_ops::InTwo(pool, [&](int half) {
       if (half == 0) return RunPart(op, first, input, kernel, output);
       RunPart(op, second, input + first.n * s.h * s.w * s.c,
-              op == Op::kKernelGrad ? partial.data() : kernel, output + first.n * s.oh * s.ow * s.f);
+              op == Op::kKernelGrad ? partial.data() : kernel,
+              output + first.n * s.oh * s.ow * s.f);
     });
     for (size_t i = 0; i < partial.size(); ++i) kernel[i] += partial[i];
     return ffi::Error::Success();

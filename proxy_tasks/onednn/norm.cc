@@ -210,8 +210,15 @@ ffi::Error PlainGradient(ffi::ThreadPool pool, F32 x, F32 g, F32 scale, F32 mean
 ffi::Error ReluGradient(ffi::ThreadPool pool, F32 x, F32 g, F32 scale, F32 mean, F32 var,
                         F32 multiplier, F32 offset, F32Out dx, F32Out dscale, F32Out doffset,
                         float epsilon) {
-  return Gradient<true>(pool, x, g, scale, mean, var, {multiplier.typed_data(), offset.typed_data()},
-                        dx, dscale, doffset, epsilon);
+  return Gradient<true>(pool, x, g, scale, mean, var,
+                        {multiplier.typed_data(), offset.typed_data()}, dx, dscale, doffset,
+                        epsilon);
+}
+
+// The arguments both gradients start with: x, g, scale, mean, var.
+auto GradientArgs() {
+  return ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+      .Arg<F32>();
 }
 
 }  // namespace
@@ -224,29 +231,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BatchNormStatistics, Statistics,
                                   .Ret<F32>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BatchNormGradient, PlainGradient,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Ret<F32>()
-                                  .Ret<F32>()
-                                  .Ret<F32>()
+                              GradientArgs().Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Attr<float>("epsilon"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BatchNormReluGradient, ReluGradient,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Ret<F32>()
-                                  .Ret<F32>()
-                                  .Ret<F32>()
-                                  .Attr<float>("epsilon"));
+                              GradientArgs().Arg<F32>().Arg<F32>()  // multiplier, offset
+                                  .Ret<F32>().Ret<F32>().Ret<F32>().Attr<float>("epsilon"));

@@ -26,7 +26,8 @@ LIBRARY = Path(__file__).resolve().parent / "build" / "libonednn_conv.so"  # mad
 SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvInputGrad",
            "conv_kernel_grad": "OnednnConvKernelGrad", "max_pool_forward": "OnednnMaxPoolForward",
            "max_pool_backward": "OnednnMaxPoolBackward",
-           "batch_norm_statistics": "BatchNormStatistics", "batch_norm_gradient": "BatchNormGradient",
+           "batch_norm_statistics": "BatchNormStatistics",
+           "batch_norm_gradient": "BatchNormGradient",
            "batch_norm_relu_gradient": "BatchNormReluGradient"}
 
 
