@@ -11,7 +11,7 @@ controller's time per propose+feedback.
 
     python bench/controllers.py [--controllers random evolution ppo] [--seeds 10]
         [--max-samples 10000] [--target random|spinenet-49] [--noise SIGMA]
-        [--budget-curve [N ...]] [--set KEY=VALUE ...] [--out FILE]
+        [--budget-curve [N ...]] [--initial-mutants N] [--set KEY=VALUE ...] [--out FILE]
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import yaml  # noqa: E402
 
 from controllers import (Dedup, EvolutionConfig, PPOConfig, PPOController,  # noqa: E402
                          RandomSearch, RegularizedEvolution)
-from search_space import (SPACES, builtin_spec, genome_from_spec, random_genome,  # noqa: E402
-                          similarity)
+from search_space import (SPACES, builtin_spec, distinct_mutants, genome_from_spec,  # noqa: E402
+                          random_genome, seed_genome, similarity)
 
 CONTROLLERS = {"random": RandomSearch, "evolution": RegularizedEvolution, "ppo": PPOController}
 CONFIGS = {"evolution": EvolutionConfig, "ppo": PPOConfig}
@@ -73,10 +73,20 @@ def hidden_target(kind: str, space, seed: int):
     return random_genome(space, np.random.default_rng(TARGET_SEED_OFFSET + seed))
 
 
+def initial_genomes(space, seed: int, mutants: int) -> tuple:
+    """The ResNet-50 seed and `mutants` distinct single mutants of it, drawn as `nas search`
+    draws `controller.initial_mutants` for controller seed `seed`."""
+    start = seed_genome(space)
+    rng = np.random.default_rng([seed, 1])
+    return (start, *distinct_mutants(start, space, mutants, rng, exclude=[start]))
+
+
 def run_one(name: str, space, target, seed: int, max_samples: int, dedup: bool,
-            noise: float = 0.0, config=None, budgets=BUDGETS) -> dict:
+            noise: float = 0.0, config=None, budgets=BUDGETS, initial_mutants: int = 0) -> dict:
     """One search until exact rediscovery, `max_samples` trainings, or nothing new to try."""
-    inner = CONTROLLERS[name](space, seed=seed, **({} if config is None else {"config": config}))
+    inner = CONTROLLERS[name](space, seed=seed,
+                              initial_genomes=initial_genomes(space, seed, initial_mutants),
+                              **({} if config is None else {"config": config}))
     controller = Dedup(inner, max_attempts=STALL) if dedup else inner
     observe = noisy_rewards(seed, noise)
     best, best_at, reached, at_checkpoint = -1.0, 0, {}, {}
@@ -158,12 +168,17 @@ def main(argv=None) -> None:
     parser.add_argument("--budget-curve", nargs="*", type=int, metavar="N",
                         help=f"print the best true reward at these budgets (default "
                              f"{' '.join(map(str, BUDGETS))}); the JSON always has them")
+    parser.add_argument("--initial-mutants", type=int, default=0, metavar="N",
+                        help="propose N distinct single mutants of the seed after it, as "
+                             "nas search's controller.initial_mutants")
     parser.add_argument("--set", nargs="+", default=[], metavar="NAME.FIELD=VALUE",
                         help="controller settings, e.g. evolution.population_size=50")
     parser.add_argument("--out", help="write the JSON summary here")
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.max_samples < 1:
         parser.error(f"--seeds and --max-samples must be >= 1, got {args.seeds}, {args.max_samples}")
+    if args.initial_mutants < 0:
+        parser.error(f"--initial-mutants must be >= 0, got {args.initial_mutants}")
     if not args.noise >= 0:
         parser.error(f"--noise must be >= 0, got {args.noise}")
     try:
@@ -173,7 +188,8 @@ def main(argv=None) -> None:
     budgets = tuple(sorted(set(args.budget_curve or BUDGETS)))
     space = SPACES[args.space]
     report = {"config": {**vars(args), "reward": "similarity to the hidden target",
-                         "initial_genomes": "ResNet-50 seed",
+                         "initial_genomes": f"ResNet-50 seed and {args.initial_mutants} "
+                                            "single mutants",
                          "controller_configs": {k: dataclasses.asdict(v)
                                                 for k, v in configs.items()}},
               "controllers": {}}
@@ -182,7 +198,7 @@ def main(argv=None) -> None:
         for seed in range(args.seeds):
             runs.append(run_one(name, space, hidden_target(args.target, space, seed), seed,
                                 args.max_samples, not args.no_dedup, args.noise,
-                                configs.get(name), budgets))
+                                configs.get(name), budgets, args.initial_mutants))
             r = runs[-1]
             print(f"{name} seed {seed}: best {r['best_reward']:.3f} at {r['best_at']}, "
                   f"to 0.8: {r['samples_to_0.8']}, to 1.0: {r['samples_to_1.0']}, "

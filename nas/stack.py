@@ -4,7 +4,7 @@ objective and Dedup, with costs of the proxy detector as trained."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from nas.config import SearchConfig
 from proxy_tasks.presets import ProxyConfig
 from proxy_tasks.trial import num_classes
 from search_space import (BUILTIN_MODELS, Genome, ModelSize, SearchSpace, SpecError, builtin_spec,
-                          canonical_hash, decode, genome_from_spec, mutate, read_spec)
+                          distinct_mutants, genome_from_spec, read_spec)
 
 SkipHook = Callable[[Dict], None]
 
@@ -59,16 +59,7 @@ def initial_genomes(config: SearchConfig, space: SearchSpace) -> Tuple[Genome, .
     if wanted and not genomes:
         raise ValueError("controller.initial_mutants: mutants need an initial genome")
     rng = np.random.default_rng([config.controller.seed, 1])
-    seen = {canonical_hash(decode(g, space)) for g in genomes}
-    mutants: List[Genome] = []
-    for _ in range(100 * wanted):
-        if len(mutants) == wanted:
-            break
-        child = mutate(genomes[0], space, rng)
-        key = canonical_hash(decode(child, space))
-        if key not in seen:
-            seen.add(key)
-            mutants.append(child)
+    mutants = distinct_mutants(genomes[0], space, wanted, rng, exclude=genomes)
     if len(mutants) < wanted:
         raise ValueError(f"controller.initial_mutants: found only {len(mutants)} distinct "
                          f"mutants of {config.controller.initial[0]!r}, not {wanted}")

@@ -8,7 +8,7 @@ from search_space.distance import decisions, distance, num_decisions, similarity
 from search_space.encode import genome_from_spec
 from search_space.genome import Genome, decode, random_genome, seed_genome, validate_genome
 from search_space.hashing import canonical_hash
-from search_space.operators import MUTATIONS, crossover, mutate
+from search_space.operators import MUTATIONS, crossover, distinct_mutants, mutate
 from search_space.space import (ADJUSTMENTS, CONNECTIONS, DECISION_GROUPS, ORDER, SPACES,
                                 SearchSpace, get_space)
 from search_space.spec import (BLOCK_FNS, BOTTLENECK, FILTER_SIZE_MAP, RESIDUAL, BlockSpec, Scaling,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from search_space.distance import LEVELS, PARENTS, TYPES
-from search_space.genome import Genome, block_level, position_labels
+from search_space.genome import Genome, block_level, decode, position_labels
+from search_space.hashing import canonical_hash
 from search_space.space import ADJUSTMENTS, CONNECTIONS, ORDER, SearchSpace
 
 
@@ -144,6 +145,23 @@ def mutate(genome: Genome, space: SearchSpace, rng: np.random.Generator) -> Geno
         if child is not None:
             return child
     raise ValueError(f"search space {space.name!r} has no decision a mutation can change")
+
+
+def distinct_mutants(genome: Genome, space: SearchSpace, wanted: int,
+                     rng: np.random.Generator, exclude: Sequence[Genome] = ()) -> List[Genome]:
+    """Up to `wanted` single mutants of `genome`, distinct as networks from each other and from
+    `exclude` (fewer only where 100 draws a mutant found no more)."""
+    seen = {canonical_hash(decode(g, space)) for g in exclude}
+    mutants: List[Genome] = []
+    for _ in range(100 * wanted):
+        if len(mutants) == wanted:
+            break
+        child = mutate(genome, space, rng)
+        key = canonical_hash(decode(child, space))
+        if key not in seen:
+            seen.add(key)
+            mutants.append(child)
+    return mutants
 
 
 def crossover(a: Genome, b: Genome, space: SearchSpace, rng: np.random.Generator) -> Genome:

@@ -49,3 +49,13 @@ def test_settings_must_name_a_controller_field():
     assert bench.controller_configs(["ppo.batch_size=32"])["ppo"].batch_size == 32
     with pytest.raises(ValueError, match="expected NAME.FIELD=VALUE"):
         bench.controller_configs(["ppo.batchsize=32"])
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_initial_mutants_are_those_a_search_proposes(seed):
+    from nas.config import load_config
+    from nas.stack import initial_genomes
+
+    config = load_config(assignments=[f"controller.seed={seed}", "controller.initial_mutants=9"])
+    assert bench.initial_genomes(SPACE, seed, 9) == initial_genomes(config, SPACE)
+    assert len(bench.initial_genomes(SPACE, seed, 0)) == 1
