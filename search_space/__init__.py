@@ -14,3 +14,4 @@ from search_space.space import (ADJUSTMENTS, CONNECTIONS, DECISION_GROUPS, ORDER
 from search_space.spec import (BLOCK_FNS, BOTTLENECK, FILTER_SIZE_MAP, RESIDUAL, BlockSpec, Scaling,
                                SpecError, SpineNetSpec)
 from search_space.spec_io import parse_spec_text, read_spec, to_json, to_model_garden, write_spec
+from search_space.traits import TRAITS, traits
