@@ -62,11 +62,12 @@ def run_search(config: Optional[SearchConfig], options: RunOptions,
             raise ValueError(f"--name: {str(folder)!r} exists; resume it with --resume or "
                              f"choose another name")
         folder.mkdir(parents=True)
-    lock, ledger, started = RunLock(folder), None, False
+    lock, started = RunLock(folder), False
+    # Opened before the lock file is written: a damaged ledger refuses, changing nothing.
+    ledger = Ledger(folder / LEDGER_FILE) if options.resume else None
     try:
         lock.acquire()
         if options.resume:
-            ledger = Ledger(folder / LEDGER_FILE)
             config = _resumed_config(ledger, overrides or {}, options.allow_version_change)
         else:
             ledger = _new_ledger(folder, config)

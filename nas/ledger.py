@@ -25,6 +25,8 @@ IN_FLIGHT = (PROPOSED, RUNNING)
 FINISHED = (DONE, FAILED)
 STATUSES = (PROPOSED, RUNNING, DONE, FAILED, INFEASIBLE, DUPLICATE)
 TIMING_KEYS = ("compile_s", "train_s", "eval_s")
+_SQLITE_MAGIC, _HEADER_BYTES = b"SQLite format 3\x00", 100
+_PAGE_SIZES = tuple(2 ** n for n in range(9, 17))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,14 +74,29 @@ class LedgerError(ValueError):
 
 
 class Ledger:
-    """Reads and writes one run's ledger; writes are single transactions."""
+    """Reads and writes one run's ledger; writes are single transactions. A damaged file
+    (a copy cut short, another file, a bad page) is refused, named, before anything is written."""
 
     def __init__(self, path, create: bool = False):
         self.path = Path(path)
-        if not create and not self.path.exists():
-            raise LedgerError(f"ledger: {str(self.path)!r} does not exist")
+        if not create:
+            check_file(self.path)
         self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self.conn.row_factory = sqlite3.Row
+        try:
+            self._open(create)
+        except BaseException as err:
+            self.conn.close()
+            if isinstance(err, sqlite3.DatabaseError):
+                raise LedgerError(f"ledger: {str(self.path)!r} is damaged: {err}") from None
+            raise
+
+    def _open(self, create: bool) -> None:
+        if not create:  # before setting the journal mode, a write where it changes
+            problem = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if problem != "ok":
+                raise LedgerError(f"ledger: {str(self.path)!r} is damaged: "
+                                  f"{problem.splitlines()[-1]}")
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         if create:
@@ -226,6 +243,29 @@ class Ledger:
             query, args = query + " WHERE trial_id = ?", (trial_id,)
         return [dict(r, metrics=json.loads(r["metrics"]))
                 for r in self.conn.execute(query + " ORDER BY rowid", args)]
+
+
+def check_file(path: Path) -> None:
+    """Raises LedgerError naming `path` unless its header is an SQLite database's and the file
+    is as long as the header says: what SQLite would call "malformed", told apart (a copy cut
+    short, or another file)."""
+    if not path.exists():
+        raise LedgerError(f"ledger: {str(path)!r} does not exist")
+    with open(path, "rb") as file:
+        header = file.read(_HEADER_BYTES)
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if (len(header) < _HEADER_BYTES or not header.startswith(_SQLITE_MAGIC)
+            or page_size not in _PAGE_SIZES):
+        raise LedgerError(f"ledger: {str(path)!r} is not an SQLite database (damaged, or "
+                          f"another file)")
+    if path.with_name(path.name + "-wal").exists():
+        return  # a driver's checkpoint may be growing the file; SQLite reads through the WAL
+    # The header's page count is valid while its two change counters agree.
+    size, pages = path.stat().st_size, int.from_bytes(header[28:32], "big")
+    if size % page_size or (header[24:28] == header[92:96] and size < pages * page_size):
+        raise LedgerError(f"ledger: {str(path)!r} is cut short: {size} bytes, its header "
+                          f"counts {pages} pages of {page_size} bytes")
 
 
 def _row(row: sqlite3.Row) -> Dict[str, Any]:
