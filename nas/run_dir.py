@@ -8,7 +8,7 @@ import os
 import re
 from importlib import metadata
 from pathlib import Path
-from typing import Mapping
+from typing import List, Mapping
 
 LOCK_FILE = "driver.lock"
 CONFIG_FILE = "config.yaml"
@@ -18,9 +18,13 @@ TUNE_DIR = "tune"
 TENSORBOARD_DIR = "tensorboard"
 REPORT_FILE = "report.md"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-# The code a reward depends on: AP moves with float rounding, so any change here makes rewards
-# of two runs incomparable.
-VERSIONED_PACKAGES = ("proxy_tasks", "search_space")
+# The sources a reward depends on, under `SOURCE_ROOT`: the proxy (its Python and the C++ of
+# its kernels, `proxy_tasks/onednn`, whose build flags are in its build.py), the search space,
+# and the trial that averages its seeds. AP moves with float rounding, so any change here makes
+# rewards of two runs incomparable.
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+VERSIONED_SOURCES = ("proxy_tasks", "search_space", "nas/trainable.py")
+SOURCE_SUFFIXES = (".py", ".cc", ".h")
 
 
 def check_name(name: str) -> str:
@@ -31,21 +35,33 @@ def check_name(name: str) -> str:
 
 
 def code_version(proxy_config: Mapping) -> str:
-    """`VERSION+HASH`: the package version and a hash of the proxy and search-space code, the
-    proxy config, the JAX version and the CPU convolution path (`NAS_CPU_CONV`: the paths round
-    differently)."""
-    from proxy_tasks.onednn.ops import cpu_conv_path
+    """`VERSION+HASH.PATH`: the package version; a hash of the versioned sources, the proxy
+    config, JAX's version and the CPU convolution path (with oneDNN's version where that is
+    oneDNN: the paths round differently); and that path, the one taken, not just the one
+    `NAS_CPU_CONV` asks for."""
+    from proxy_tasks.onednn.ops import cpu_path
 
     digest = hashlib.sha256()
-    root = Path(__file__).resolve().parents[1]
-    for package in VERSIONED_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+    for path in versioned_files():
+        digest.update(str(path.relative_to(SOURCE_ROOT)).encode())
+        digest.update(path.read_bytes())
     digest.update(repr(sorted(proxy_config.items())).encode())
     digest.update(metadata.version("jax").encode())
-    digest.update(cpu_conv_path().encode())
-    return f"{metadata.version('spinenet-nas')}+{digest.hexdigest()[:12]}"
+    conv = cpu_path()
+    digest.update(conv.encode())
+    if conv == "onednn":
+        digest.update(metadata.version("onednn-cpu-gomp").encode())
+    return f"{metadata.version('spinenet-nas')}+{digest.hexdigest()[:12]}.{conv}"
+
+
+def versioned_files() -> List[Path]:
+    """The files of `VERSIONED_SOURCES` whose change can change a reward, in a fixed order."""
+    files = []
+    for name in VERSIONED_SOURCES:
+        source = SOURCE_ROOT / name
+        candidates = source.rglob("*") if source.is_dir() else [source]
+        files += [p for p in candidates if p.suffix in SOURCE_SUFFIXES and p.is_file()]
+    return sorted(files)
 
 
 def open_run(results_dir: Path, name: str):
