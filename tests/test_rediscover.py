@@ -179,3 +179,99 @@ def test_paper_proxy_without_coco_says_how_to_prepare_it_and_leaves_nothing(env,
     assert out.stderr.startswith("nas rediscover: error: COCO 2017 is not prepared in data_dir=")
     assert "tfds build coco/2017 --file_format=array_record" in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _best_so_far(ledger_path) -> list:
+    """The running best reward in the order results arrived, read from the ledger itself."""
+    with sqlite3.connect(ledger_path) as conn:
+        rewards = [r for (r,) in conn.execute(
+            "SELECT reward FROM trials WHERE status IN ('done', 'failed') ORDER BY result_seq")]
+    best, out = None, []
+    for reward in rewards:
+        best = reward if best is None else max(best, reward)
+        out.append(best)
+    return out
+
+
+def test_report_compare_overlays_a_random_control_and_refuses_what_it_cannot_compare(
+        similarity_run, env, tmp_path):
+    results, out = similarity_run
+    assert out.returncode == 0, out.stderr
+    shutil.copytree(results / "sim", tmp_path / "sim")
+    sets = ["space=spinenet-49", "controller.name=random", "controller.initial=[resnet50-seed]",
+            "controller.initial_mutants=0", "objective.name=similarity",
+            "objective.target=spinenet-49", "max_trials=14"]
+    control = run(["search", *(a for s in sets for a in ("--set", s)), "--name", "rnd",
+                   "--results-dir", tmp_path, "--quiet"], env)
+    assert control.returncode == 0, control.stderr
+    report = run(["report", "sim", "--results-dir", tmp_path, "--compare", "rnd"], env)
+    assert report.returncode == 0, report.stderr
+    folder = tmp_path / "sim"
+    assert report.stdout.splitlines()[-1] == \
+        f"comparison written to {folder / 'compare_rnd.md'}"
+    assert (folder / "compare_rnd.png").stat().st_size > 0
+    text = (folder / "compare_rnd.md").read_text()
+    mine, theirs = (_best_so_far(tmp_path / n / LEDGER_FILE) for n in ("sim", "rnd"))
+    assert (len(mine), len(theirs)) == (12, 14)
+    table = _report_rows(text.replace("\n| finished trials", "\n## Budgets\n| finished trials"),
+                         "Budgets")
+    assert table == {"10": [f"{mine[9]:.4f}", f"{theirs[9]:.4f}", f"{mine[9] - theirs[9]:+.4f}"],
+                     "12": [f"{mine[11]:.4f}", f"{theirs[11]:.4f}",
+                            f"{mine[11] - theirs[11]:+.4f}"],
+                     "14": ["-", f"{theirs[13]:.4f}", "-"]}
+    assert f"ResNet-50 seed: {similarity(SEED, TARGET, SPACE):.4f}." in text
+    # The control's best joins the rediscovery report's tables.
+    rows = _report_rows((folder / "rediscovery.md").read_text(), "Traits")
+    assert [label for label in rows if label.startswith("rnd's best (random-")] != []
+
+    def files():  # SQLite's own -wal and -shm files come and go with readers
+        return {p.name: p.read_bytes() for p in folder.iterdir()
+                if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+    before = files()
+    missing = run(["report", "sim", "--results-dir", tmp_path, "--compare", "nope"], env)
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr.startswith(f"nas report: error: --compare: no search 'nope' in "
+                                     f"'{tmp_path}'"), missing.stderr
+    shutil.copytree(tmp_path / "rnd", tmp_path / "other-space")
+    with sqlite3.connect(tmp_path / "other-space" / LEDGER_FILE) as conn:
+        (value,) = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'config'",
+                     (json.dumps({**json.loads(value), "space": "r0-sp53"}),))
+    other = run(["report", "sim", "--results-dir", tmp_path, "--compare", "other-space"], env)
+    assert (other.returncode, other.stdout) == (2, "")
+    assert other.stderr.startswith("nas report: error: --compare: 'sim' searched space "
+                                   "'spinenet-49' and 'other-space' space 'r0-sp53'; their "
+                                   "rewards are not comparable"), other.stderr
+    assert files() == before
+
+
+def test_rediscovery_report_counts_traits_and_the_distance_walked(similarity_run):
+    results, out = similarity_run
+    assert out.returncode == 0, out.stderr
+    folder = results / "sim"
+    text = (folder / "rediscovery.md").read_text()
+    traits = _report_rows(text, "Traits")
+    # Counted by hand from the two spec tables (tests/test_traits.py).
+    assert traits["ResNet-50 seed"] == ["0", "4", "0", "0", "15"]
+    assert traits["SpineNet-49"] == ["3", "11", "2", "4", "11"]
+    with sqlite3.connect(folder / LEDGER_FILE) as conn:
+        genomes = [json.loads(g) for (g,) in conn.execute(
+            "SELECT genome FROM trials WHERE status = 'done' ORDER BY result_seq")]
+    from search_space import Genome
+
+    totals = [distance(Genome.from_dict(g), TARGET, SPACE)["total"] for g in genomes]
+    # The best so far under similarity is the nearest so far; ties keep the earlier network.
+    nearest = [min(totals[:n]) for n in range(1, len(totals) + 1)]
+    population = 4  # evolution's population for a budget of 12
+    rows = _report_rows(text, "Distance to SpineNet-49 per trial")
+    assert list(rows) == ["10", "12"]
+    for n in (10, 12):
+        window = sorted(totals[n - population:n])
+        assert rows[str(n)][0].split()[0] == str(nearest[n - 1])
+        assert rows[str(n)][1] == f"{(window[1] + window[2]) / 2:g}"
+    assert (folder / "rediscovery_distance.png").stat().st_size > 0
+    seed_similarity = similarity(SEED, TARGET, SPACE)
+    assert (f"Line: resnet50-seed (evolution-0, first initial genome), reward "
+            f"{seed_similarity:.4f}.") in (folder / "report.md").read_text()
+    assert "## Cost" in text and "12 trials in " in text

@@ -1,0 +1,120 @@
+"""Two runs side by side (`nas report NAME --compare OTHER`): their best-so-far rewards on the
+same axes, with the seed's and SpineNet-49's retrained rewards as bands where either run is a
+rediscovery, and a table of both at every budget; e.g. a search against its random control."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from nas.ledger import Ledger
+from nas.report import Reference, best_so_far, draw_references, finished_in_order, save, trial_axis
+
+EVERY = 10  # trials between the table's rows
+FROM = 30  # the budget from which the summary asks whether one run stayed ahead
+
+
+def comparison_files(other: str) -> Dict[str, str]:
+    return {"md": f"compare_{other}.md", "png": f"compare_{other}.png"}
+
+
+def check_comparable(name: str, config: Dict[str, Any], other: str,
+                     other_config: Dict[str, Any]) -> None:
+    """Refuses two runs whose rewards do not measure the same thing."""
+    for key in ("space", "objective"):
+        mine, theirs = config[key], other_config[key]
+        if key == "objective":
+            mine, theirs = mine["name"], theirs["name"]
+        if mine != theirs:
+            raise ValueError(f"--compare: {name!r} searched {key} {mine!r} and {other!r} "
+                             f"{key} {theirs!r}; their rewards are not comparable")
+
+
+def write_comparison(folder: Path, ledger: Ledger, other: str, other_ledger: Ledger,
+                     references: Dict[str, Reference]) -> Path:
+    """Writes `compare_OTHER.md` and its plot into `folder`; returns the Markdown's path."""
+    check_comparable(folder.name, ledger.meta("config"), other, other_ledger.meta("config"))
+    curves = {folder.name: best_so_far(finished_in_order(ledger)),
+              other: best_so_far(finished_in_order(other_ledger))}
+    files = comparison_files(other)
+    _plot(curves, references, folder / files["png"])
+    path = folder / files["md"]
+    path.write_text("\n".join(_markdown(folder.name, ledger, other, other_ledger, curves,
+                                        references, files["png"])) + "\n")
+    return path
+
+
+def _plot(curves: Dict[str, List[Optional[float]]], references: Dict[str, Reference],
+          path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for index, (name, curve) in enumerate(curves.items()):
+        points = [(n, b) for n, b in enumerate(curve, start=1) if b is not None]
+        if points:
+            ax.step(*zip(*points), where="post", color=f"C{index}", label=f"{name}: best so far")
+    draw_references(ax, references, first_color=len(curves) + 2)
+    trial_axis(ax)
+    ax.set_ylabel("best reward so far")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+def _markdown(name: str, ledger: Ledger, other: str, other_ledger: Ledger,
+              curves: Dict[str, List[Optional[float]]], references: Dict[str, Reference],
+              png: str) -> List[str]:
+    configs = {name: ledger.meta("config"), other: other_ledger.meta("config")}
+    text = [f"# {name} against {other}", "",
+            f"Best reward so far against finished trials, on the same axes. Space "
+            f"`{configs[name]['space']}`, objective `{configs[name]['objective']['name']}`.", "",
+            "| run | controller | proxy | code version | finished trials |",
+            "| --- | --- | --- | --- | --- |"]
+    for run, config in configs.items():
+        proxy = config["proxy"]["preset"] + "".join(f", {s}" for s in config["proxy"]["set"])
+        version = (ledger if run == name else other_ledger).meta("code_version")
+        text.append(f"| {run} | {config['controller']['name']} | {proxy} | {version} | "
+                    f"{len(curves[run])} |")
+    if configs[name]["proxy"] != configs[other]["proxy"]:
+        text += ["", "The runs trained on different proxies: their rewards are measured "
+                     "differently."]
+    text += ["", f"![best so far of both runs]({png})", ""]
+    text += [f"{label}: {value:.4f}" + (f" +- {spread:.4f} (the band: its spread over seeds)."
+                                         if spread else ".")
+             for label, (value, spread) in references.items()]
+    text += ["", f"| finished trials | {name} | {other} | difference |", "| --- | --- | --- | --- |"]
+    for n, mine, theirs in budget_rows(curves[name], curves[other]):
+        difference = "-" if mine is None or theirs is None else f"{mine - theirs:+.4f}"
+        text.append(f"| {n} | {_num(mine)} | {_num(theirs)} | {difference} |")
+    shared = min(len(curve) for curve in curves.values())
+    if shared >= FROM:
+        behind = not_ahead(curves[name], curves[other], FROM)
+        text += ["", f"{name} ahead of {other} at every budget from {FROM} to {shared} trials: "
+                 + ("yes." if not behind else f"no: level or behind at {len(behind)} of "
+                    f"{shared - FROM + 1} budgets, first at {behind[0]}.")]
+    return text
+
+
+def budget_rows(mine: List[Optional[float]], theirs: List[Optional[float]],
+                every: int = EVERY) -> List[Tuple[int, Optional[float], Optional[float]]]:
+    """(trials, best so far of each run) every `every` trials and at each run's last trial."""
+    budgets = set(range(every, max(len(mine), len(theirs)) + 1, every))
+    budgets |= {len(curve) for curve in (mine, theirs) if curve}
+    return [(n, _at(mine, n), _at(theirs, n)) for n in sorted(budgets)]
+
+
+def not_ahead(mine: List[Optional[float]], theirs: List[Optional[float]],
+              start: int) -> List[int]:
+    """The budgets from `start` on, while both runs last, at which `mine`'s best so far is not
+    above `theirs`'."""
+    return [n for n in range(start, min(len(mine), len(theirs)) + 1)
+            if not (_at(mine, n) or 0.0) > (_at(theirs, n) or 0.0)]
+
+
+def _at(curve: List[Optional[float]], n: int) -> Optional[float]:
+    """The best so far after `n` trials; None past the run's end."""
+    return curve[n - 1] if n <= len(curve) else None
+
+
+def _num(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.4f}"

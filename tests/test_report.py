@@ -1,0 +1,53 @@
+"""The report's arithmetic on hand-made runs: best so far, the comparison's budgets and the
+budgets at which one run is not ahead, the stretches a run ran in."""
+
+from nas.compare_report import budget_rows, not_ahead
+from nas.report import best_so_far, chunks
+
+
+def test_best_so_far_skips_failures_and_keeps_the_maximum():
+    rewards = [None, 0.2, 0.1, None, 0.5, 0.3]
+    assert best_so_far([{"reward": r} for r in rewards]) == [None, 0.2, 0.2, 0.2, 0.5, 0.5]
+
+
+def test_budget_rows_every_ten_and_at_each_runs_end():
+    mine = [0.0] * 5 + [0.1] * 5 + [0.2] * 5 + [0.3] * 5 + [0.4] * 3
+    theirs = [0.25] * 12
+    rows = budget_rows(mine, theirs)
+    assert [n for n, _, _ in rows] == [10, 12, 20, 23]
+    assert rows[0][1:] == (0.1, 0.25) and rows[1][1:] == (0.2, 0.25)
+    assert rows[2][1:] == (0.3, None) and rows[3][1:] == (0.4, None)
+
+
+def test_not_ahead_lists_the_level_and_behind_budgets_while_both_last():
+    mine = [0.1, 0.3, 0.3, 0.3, 0.6]
+    theirs = [0.2, 0.2, 0.3, 0.4]
+    assert not_ahead(mine, theirs, 1) == [1, 3, 4]
+    assert not_ahead(mine, theirs, 2) == [3, 4]
+    assert not_ahead([None, 0.1], [None, None], 1) == [1]
+
+
+def test_chunks_split_at_pauses_longer_than_the_gap():
+    spans = [(0, 80), (81, 170), (171, 250), (2000, 2090), (2091, 2170)]
+    trials = [{"started_at": s, "finished_at": f} for s, f in spans]
+    trials.append({"started_at": 3000, "finished_at": None})  # still running: not counted
+    assert chunks(trials, gap_s=600) == [{"start": 0, "end": 250, "trials": 3},
+                                         {"start": 2000, "end": 2170, "trials": 2}]
+    assert len(chunks(trials, gap_s=5000)) == 1
+
+
+def test_distance_curve_follows_the_best_so_far_and_the_populations_median():
+    from nas.rediscovery_report import distance_curve
+    from search_space import builtin_spec, genome_from_spec, get_space
+
+    space = get_space("spinenet-49")
+    seed, target = (genome_from_spec(builtin_spec(n), space).to_dict()
+                    for n in ("resnet50-seed", "spinenet-49"))
+    trials = [{"genome": g, "reward": r}
+              for g, r in ((seed, 0.1), (target, 0.3), (seed, 0.2), (seed, None))]
+    curve = distance_curve(trials, genome_from_spec(builtin_spec("spinenet-49"), space), space,
+                           population=2)
+    # The seed is 26 decisions from SpineNet-49 (34 of 60 shared: similarity 0.5667).
+    assert [p["best"]["total"] for p in curve] == [26, 0, 0, 0]
+    assert [p["median"] for p in curve] == [26, 13, 13, 26]
+    assert [p["trial"] for p in curve] == [1, 2, 3, 4]
