@@ -292,6 +292,15 @@ def _start_ray(folder: Path, address: Optional[str], config: SearchConfig,
 
     common = dict(log_to_driver=False, configure_logging=False)
     if address:
+        # `ray start --head` turns token authentication on where it finds a token
+        # (`RAY_AUTH_TOKEN`, the file `RAY_AUTH_TOKEN_PATH` names, `~/.ray/auth_token`), but
+        # ray.init asks for it with an address only when RAY_AUTH_MODE says so: ask as
+        # ray.init does for a local cluster it finds (RAY_AUTH_MODE, set, still decides).
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available)
+
+        route_logs(handler)  # its notice too (importing Ray gave Ray's logger the console)
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
         ray.init(address=address, **common)
     else:
         _end_orphans(folder / RAY_PROCESSES_FILE)
