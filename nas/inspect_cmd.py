@@ -108,15 +108,16 @@ def built_params(spec, args, head_convs: int, head_filters: int, height: int, wi
 
 
 def format_table(rep: dict) -> str:
+    kind = max(len("type"), *(len(row.block_fn) for row in rep["_rows"])) + 2
     lines = [f"{rep['model']}  input {rep['input'][0]}x{rep['input'][1]}  "
              + "  ".join(f"{k}={v}" for k, v in rep["scaling"].items()),
-             f"{'part':<18}{'level':>5}  {'type':<10}{'parents':<10}{'output':>16}"
+             f"{'part':<18}{'level':>5}  {'type':<{kind}}{'parents':<10}{'output':>16}"
              f"{'params':>12}{'MFLOPs':>12}"]
     for row in rep["_rows"]:
         parents = ",".join(map(str, row.parents))
         shape = "x".join(map(str, row.shape))
-        lines.append(f"{row.name:<18}{row.level:>5}  {row.block_fn:<10}{parents:<10}{shape:>16}"
-                     f"{row.cost.params:>12,}{row.cost.flops / 1e6:>12,.1f}")
+        lines.append(f"{row.name:<18}{row.level:>5}  {row.block_fn:<{kind}}{parents:<10}"
+                     f"{shape:>16}{row.cost.params:>12,}{row.cost.flops / 1e6:>12,.1f}")
     lines += [
         f"backbone: {rep['backbone_params']:,} params, {rep['backbone_flops'] / 1e9:.2f}B FLOPs",
         f"head ({rep['head']}): {rep['head_params']:,} params, {rep['head_flops'] / 1e9:.2f}B FLOPs",

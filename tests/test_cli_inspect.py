@@ -59,6 +59,11 @@ def test_table_output(capsys):
     text = capsys.readouterr().out
     assert "block 12 (out)" in text and "endpoint P7" in text
     assert "total: 28,543,383 trainable params" in text
+    # Each column stands apart: level, type and parents of SpineNet-49's first blocks.
+    rows = {line[:18].strip(): line[18:].split() for line in text.splitlines()}
+    assert rows["block 0"][:3] == ["2", "bottleneck", "0,1"]
+    assert rows["block 1"][:3] == ["4", "residual", "0,1"]
+    assert rows["block 13 (out)"][:3] == ["7", "bottleneck", "5,14"]
 
 
 @pytest.mark.parametrize("argv, message", [
