@@ -1,8 +1,8 @@
 """`run_proxy_trial`: train one architecture on the proxy task and measure its reward.
 
-Detection: RetinaNet on the embedded digits-on-photos dataset or COCO, reward = COCO AP on the
-holdout split. Classification: the classification head on the embedded dataset, reward = top-1
-accuracy on the holdout split.
+Detection: RetinaNet on an embedded dataset (shapes by default, or digits on photos) or COCO,
+reward = COCO AP on the holdout split. Classification: the classification head on the embedded
+digits, reward = top-1 accuracy on the holdout split.
 """
 
 from __future__ import annotations

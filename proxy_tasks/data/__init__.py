@@ -1,5 +1,6 @@
-"""Datasets and input pipelines: the embedded digits-on-photos datasets, COCO 2017 from a
-prepared TFDS directory, and numpy detection/classification pipelines with anchor targets."""
+"""Datasets and input pipelines: the embedded datasets (shapes, the default proxy's, and digits
+on photos), COCO 2017 from a prepared TFDS directory, and numpy detection/classification
+pipelines with anchor targets."""
 
 from proxy_tasks.data.coco import (COCO_HOLDOUT_SIZE, DatasetNotPrepared, coco_builder,
                                    coco_sources, holdout_split)

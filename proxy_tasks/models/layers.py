@@ -1,4 +1,5 @@
-"""Building layers tuned for XLA: convolutions (1x1 as matrix products), BN, pooling, resizing."""
+"""Building layers: convolutions (through oneDNN on the CPU, else XLA's, with 1x1 ones as
+matrix products there), batch norm, pooling, resizing."""
 
 from __future__ import annotations
 
