@@ -13,7 +13,7 @@ import yaml
 
 from controllers import EvolutionConfig, PPOConfig
 from controllers.objective import ABOVE, ALWAYS
-from proxy_tasks.presets import PRESETS, ProxyConfig, get_preset, with_overrides
+from proxy_tasks.presets import PRESETS, ProxyConfig, as_assignment, get_preset, with_overrides
 from search_space import SPACES
 
 CONTROLLERS = ("random", "evolution", "ppo")
@@ -96,8 +96,12 @@ class ConstraintsSection:
 
 @dataclasses.dataclass(frozen=True)
 class ProxySection:
-    """The proxy preset, `key=value` overrides of its fields, and the seeds each architecture
-    trains with (the reward is the mean over them)."""
+    """The proxy preset, changes to its fields, and the seeds each architecture trains with (the
+    reward is the mean over them).
+
+    The section takes ProxyConfig's fields directly (`epochs: 12`, `--set proxy.epochs=12`) and
+    records them in `set` as `nas proxy --set` takes them (`epochs=12`), after any `set` it had:
+    the form every run folder holds and the reports read."""
 
     preset: str = "default"
     set: Tuple[str, ...] = ()
@@ -210,6 +214,8 @@ def _convert(value, hint, key: str):
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _convert(value, inner, key)
+    if hint is ProxySection:
+        return _proxy_section(value, key)
     if dataclasses.is_dataclass(hint):
         return from_data(hint, value, key)
     if origin is tuple:
@@ -261,6 +267,31 @@ def from_data(cls, data, prefix: str = ""):
         raise ValueError(f"{dotted}{err}") from None
 
 
+def _proxy_section(data, prefix: str) -> ProxySection:
+    """The proxy section from plain data whose keys are its own or ProxyConfig's fields."""
+    if not isinstance(data, Mapping):
+        return from_data(ProxySection, data, prefix)
+    own = [f.name for f in dataclasses.fields(ProxySection)]
+    hints = typing.get_type_hints(ProxyConfig)
+    for key in data:
+        if key not in own and key not in hints:
+            raise ValueError(f"{prefix}.{key}: unknown key; keys here: {', '.join(own)} and "
+                             f"ProxyConfig's: {', '.join(hints)}")
+    section = from_data(ProxySection, {k: v for k, v in data.items() if k in own}, prefix)
+    changes = {k: _convert(v, hints[k], f"{prefix}.{k}") for k, v in data.items() if k in hints}
+    try:
+        wanted = dataclasses.replace(section.config(), **changes)
+    except ValueError as err:
+        raise ValueError(f"{prefix}.{err}") from None
+    section = dataclasses.replace(
+        section, set=section.set + tuple(as_assignment(k, v) for k, v in changes.items()))
+    recorded = section.config()
+    for key, value in changes.items():
+        if getattr(recorded, key) != getattr(wanted, key):
+            raise ValueError(f"{prefix}.{key}: {value!r} cannot be recorded as key=value")
+    return section
+
+
 def _set_dotted(data: dict, key: str, value) -> None:
     *path, last = key.split(".")
     node = data
@@ -273,20 +304,13 @@ def _set_dotted(data: dict, key: str, value) -> None:
 
 
 def apply_sets(data: dict, assignments: Iterable[str]) -> dict:
-    """`data` with each dotted `key=value` applied; values are YAML scalars or flow lists.
-    `proxy.set=KEY=VALUE` appends one proxy override; a YAML list replaces them all."""
+    """`data` with each dotted `key=value` applied; values are YAML scalars or flow lists."""
     data = _copy(data)
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"--set {assignment!r}: expected key=value")
-        if key == "proxy.set" and not text.lstrip().startswith("["):
-            proxy = data.setdefault("proxy", {})
-            if not isinstance(proxy, dict):
-                raise ValueError("--set proxy.set: proxy is not a section")
-            proxy["set"] = [*(proxy.get("set") or ()), text.strip()]
-            continue
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:

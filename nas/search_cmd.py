@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="FILE.yaml", help="search config (YAML)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="set one config key, dotted (controller.name=ppo, proxy.preset=tiny, "
-                        "proxy.set=epochs=1); repeatable")
+                        "proxy.epochs=1); repeatable")
     p.add_argument("--name", help="run name (default: search-DATE-TIME)")
     add_results_dir(p)
     p.add_argument("--resume", action="store_true",

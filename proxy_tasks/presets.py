@@ -171,6 +171,15 @@ def _parse_value(text: str, current):
     return value
 
 
+def as_assignment(key: str, value) -> str:
+    """`value` of the field `key` as the `key=value` text that `with_overrides` reads."""
+    if value is None:
+        return f"{key}=none"
+    if isinstance(value, bool):
+        return f"{key}={str(value).lower()}"
+    return f"{key}={value}"
+
+
 def with_overrides(config: ProxyConfig, assignments: Iterable[str]) -> ProxyConfig:
     """`config` with each `key=value` applied; unknown keys and bad values name the key."""
     fields = {f.name for f in dataclasses.fields(ProxyConfig)}

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from proxy_tasks.presets import PRESETS, ProxyConfig, get_preset
+from proxy_tasks.presets import PRESETS, ProxyConfig, as_assignment, get_preset, with_overrides
 
 # field: (tiny, default, paper), as the presets were when runs started recording them.
 TABLE = {
@@ -65,3 +65,11 @@ def test_the_class_defaults_are_the_default_preset():
 
 def test_the_table_has_every_field_in_the_class_order():
     assert list(TABLE) == [f.name for f in dataclasses.fields(ProxyConfig)]
+
+
+@pytest.mark.parametrize("source, base", [("tiny", "paper"), ("paper", "default")])
+def test_every_field_as_an_assignment_reads_back_as_its_value(source, base):
+    fields = dataclasses.asdict(get_preset(source))
+    assignments = [as_assignment(k, v) for k, v in fields.items()]
+    assert "zero_init_residual=false" in assignments and "checkpoint_dir=none" in assignments
+    assert with_overrides(get_preset(base), assignments) == get_preset(source)

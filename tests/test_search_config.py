@@ -1,13 +1,16 @@
 """`nas search` configs: YAML and dotted `--set`, every bad key or value rejected with exit 2 and
 nothing written; the built-in `resnet50-seed` model."""
 
+import dataclasses
 import json
 
 import pytest
 import yaml
 
 from nas.cli import main
-from nas.config import SearchConfig, apply_sets, load_config
+from nas.config import SearchConfig, apply_sets, from_data, load_config
+from nas.ledger import LEDGER_FILE, Ledger
+from proxy_tasks.presets import get_preset
 from nas.stack import initial_genomes
 from search_space import builtin_spec, decode, distance, get_space, seed_genome
 
@@ -15,10 +18,11 @@ from search_space import builtin_spec, decode, distance, get_space, seed_genome
 def test_set_selects_the_tiny_preset_and_nested_keys():
     config = load_config(assignments=["proxy.preset=tiny", "controller.name=ppo",
                                       "controller.ppo.batch_size=4", "max_trials=7",
-                                      "proxy.set=epochs=2", "proxy.set=image_size=32",
+                                      "proxy.epochs=2", "proxy.image_size=32",
                                       "constraints.max_flops=1e9", "proxy.seeds=[1, 2]"])
     assert config.proxy.preset == "tiny" and config.proxy_config().image_size == 32
     assert config.proxy_config().epochs == 2 and config.proxy.seeds == (1, 2)
+    assert config.proxy.set == ("epochs=2", "image_size=32")  # as run folders record them
     assert (config.controller.name, config.controller.ppo.batch_size) == ("ppo", 4)
     assert config.constraints.max_flops == 1e9 and config.max_trials == 7
     assert apply_sets({}, ["proxy.set=[epochs=1]"]) == {"proxy": {"set": ["epochs=1"]}}
@@ -27,7 +31,7 @@ def test_set_selects_the_tiny_preset_and_nested_keys():
 def test_yaml_file_then_sets(tmp_path):
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump({"space": "r0-sp53", "controller": {"name": "random"},
-                                    "proxy": {"preset": "tiny", "set": ["epochs=3"]},
+                                    "proxy": {"preset": "tiny", "epochs": 3},
                                     "max_trials": 4}))
     config = load_config(str(path), ["max_trials=5"])
     assert (config.space, config.controller.name, config.max_trials) == ("r0-sp53", "random", 5)
@@ -37,6 +41,93 @@ def test_yaml_file_then_sets(tmp_path):
     again = tmp_path / "again.yaml"
     again.write_text(yaml.safe_dump(config.to_dict()))
     assert load_config(str(again)) == config
+
+
+# config.yaml as a run folder written before the proxy section took ProxyConfig's fields holds it.
+OLD_RUN_CONFIG = """\
+space: spinenet-49
+controller:
+  name: evolution
+  seed: 0
+  initial: [resnet50-seed]
+  initial_mutants: 2
+  failure_reward: 0.0
+  evolution: {population_size: 3, tournament_size: 2, crossover_prob: 0.0, average_offspring: true}
+  ppo: {hidden: 64, embed: 32, batch_size: 32, epochs: 4, learning_rate: 0.01, clip_eps: 0.2,
+        entropy_coef: 0.03, temperature: 1.0, baseline_decay: 0.95, normalize_advantages: true,
+        initial_bias: 3.0, explore: 0.05}
+objective: {name: ap, target_flops: null, weight: -0.07, mode: above, target: spinenet-49,
+            delay_s: 0.0}
+constraints: {max_flops: null, max_params: null}
+proxy:
+  preset: tiny
+  set: [score_threshold=0.0, epochs=2, checkpoint_dir=none]
+  seeds: [0, 1]
+resources: {cpus: 2.0, gpus: 0.0, tpus: 0, hosts: 1, placement: STRICT_SPREAD}
+early_stopping: {enabled: false, grace_epochs: 1, reduction_factor: 3}
+retries: 2
+max_trials: 5
+concurrency: 1
+"""
+OLD_PROXY = {"preset": "tiny", "set": ["score_threshold=0.0", "epochs=2", "checkpoint_dir=none"],
+             "seeds": [0, 1]}
+
+
+def _old_run_folder(results):
+    """An old run folder: its config.yaml, and its ledger with the config as meta."""
+    folder = results / "old"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(OLD_RUN_CONFIG)
+    ledger = Ledger(folder / LEDGER_FILE, create=True)
+    ledger.set_meta({"config": yaml.safe_load(OLD_RUN_CONFIG), "code_version": "0.1.0+old"})
+    ledger.close()
+    return folder
+
+
+def test_an_old_run_folder_loads_to_the_same_proxy(tmp_path):
+    folder = _old_run_folder(tmp_path)
+    expected = dataclasses.replace(get_preset("tiny"), score_threshold=0.0, epochs=2)
+    ledger = Ledger(folder / LEDGER_FILE)
+    from_ledger = from_data(SearchConfig, ledger.meta("config"))  # as a resume reads it
+    ledger.close()
+    from_file = load_config(str(folder / "config.yaml"))
+    for config in (from_ledger, from_file):
+        assert config.proxy_config() == expected and config.proxy.seeds == (0, 1)
+        # A resume records the section as it was, so the reports read the same `set`.
+        assert config.to_dict()["proxy"] == OLD_PROXY
+
+
+def test_fields_given_directly_record_as_the_old_set_form():
+    direct = load_config(assignments=["proxy.preset=tiny", "proxy.score_threshold=0.0",
+                                      "proxy.epochs=2", "proxy.checkpoint_dir=null",
+                                      "proxy.seeds=[0, 1]"])
+    assert direct.to_dict()["proxy"] == OLD_PROXY
+    assert direct.proxy_config() == dataclasses.replace(get_preset("tiny"), score_threshold=0.0,
+                                                        epochs=2)
+    # After a `set` list: the field given directly wins.
+    both = load_config(assignments=["proxy.set=[epochs=4, image_size=32]", "proxy.epochs=3"])
+    assert both.proxy.set == ("epochs=4", "image_size=32", "epochs=3")
+    assert (both.proxy_config().epochs, both.proxy_config().image_size) == (3, 32)
+
+
+def test_the_report_shows_an_old_and_a_new_proxy_section_alike(tmp_path, capsys):
+    _old_run_folder(tmp_path)
+    new = tmp_path / "new"
+    new.mkdir()
+    config = load_config(assignments=["proxy.preset=tiny", "proxy.score_threshold=0.0",
+                                      "proxy.epochs=2", "proxy.checkpoint_dir=null",
+                                      "proxy.seeds=[0, 1]"])
+    ledger = Ledger(new / LEDGER_FILE, create=True)
+    ledger.set_meta({"config": config.to_dict(), "code_version": "0.1.0+old"})
+    ledger.close()
+    lines = {}
+    for name in ("old", "new"):
+        assert main(["report", name, "--results-dir", str(tmp_path)]) == 0
+        text = (tmp_path / name / "report.md").read_text()
+        (lines[name],) = [line for line in text.splitlines() if "proxy preset" in line]
+    assert lines["old"] == lines["new"]
+    assert ("proxy preset `tiny` with score_threshold=0.0, epochs=2, checkpoint_dir=none, seeds "
+            "[0, 1]") in lines["new"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -53,7 +144,17 @@ def test_yaml_file_then_sets(tmp_path):
     (["--set", "max_trials=ten"], "max_trials: expected an integer, got 'ten'"),
     (["--set", "max_trials=0"], "max_trials: must be >= 1, got 0"),
     (["--set", "proxy.preset=huge"], "proxy.preset: 'huge' is not one of"),
-    (["--set", "proxy.set=epoch=3"], "proxy.set: --set epoch: unknown key"),
+    (["--set", "proxy.epoch=3"],
+     "proxy.epoch: unknown key; keys here: preset, set, seeds and ProxyConfig's: task, dataset"),
+    (["--set", "proxy.epochs=three"], "proxy.epochs: expected an integer, got 'three'"),
+    (["--set", "proxy.epochs=0"], "proxy.epochs: must be positive, got 0"),
+    (["--set", "proxy.dtype=float16"], "proxy.dtype: 'float16' is not one of"),
+    (["--set", "proxy.task=classification"],
+     "proxy.scenes: the classification proxy reads only the digits, got 'shapes'"),
+    (["--set", "proxy.checkpoint_dir=none"],
+     "proxy.checkpoint_dir: 'none' cannot be recorded as key=value"),
+    (["--set", "proxy.set=[epoch=3]"], "proxy.set: --set epoch: unknown key"),
+    (["--set", "proxy.set=epochs=3"], "proxy.set: expected a list, got 'epochs=3'"),
     (["--set", "proxy.seeds=[]"], "proxy.seeds: at least one seed"),
     (["--set", "resources.cpus=0"], "resources.cpus: must be > 0, got 0.0"),
     (["--set", "objective.name=mnas"], "objective.target_flops: the mnas objective needs"),

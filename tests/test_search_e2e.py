@@ -25,8 +25,9 @@ def env(tmp_path_factory):
 
 # Two epochs, each evaluated for ASHA (halving after the first); every detection counts, so
 # the tiny preset's AP is not 0 and depends on the parameters.
-TINY = ["--set", "proxy.preset=tiny", "--set", "proxy.set=[score_threshold=0.0, epochs=2]",
-        "--set", "early_stopping.enabled=true", "--set", "early_stopping.reduction_factor=2"]
+TINY = ["--set", "proxy.preset=tiny", "--set", "proxy.score_threshold=0.0",
+        "--set", "proxy.epochs=2", "--set", "early_stopping.enabled=true",
+        "--set", "early_stopping.reduction_factor=2"]
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def test_trial_over_two_hosts_trains_like_one_process(tiny_run, env, tmp_path):
 
 def test_failing_trials_are_recorded_and_the_search_finishes(env, tmp_path):
     # 64 images a batch from the tiny preset's 16: every trial raises before it compiles.
-    out = run(["search", "--set", "proxy.preset=tiny", "--set", "proxy.set=batch_size=64",
+    out = run(["search", "--set", "proxy.preset=tiny", "--set", "proxy.batch_size=64",
                "--max-trials", 3, "--name", "bad", "--results-dir", tmp_path, "--quiet"], env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("FAILED: ValueError: batch_size: 64 exceeds the 16 training") == 3
