@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ONEDNN_CONV := proxy_tasks/onednn/build/libonednn_conv.so
 
-.PHONY: venv search test clean
+.PHONY: venv search test mutation clean
 
 venv: $(STAMP) $(ONEDNN_CONV)
 
@@ -22,6 +22,11 @@ search: $(STAMP) $(ONEDNN_CONV)
 
 test: $(STAMP) $(ONEDNN_CONV)
 	$(PY) -m nas.preload -m pytest
+
+# Mutation testing of the modules whose bugs silently change a search's results, each against its
+# own tests (pyproject.toml [tool.mutation.groups]; bench/results/mutation.md). Not part of `test`.
+mutation: $(STAMP) $(ONEDNN_CONV)
+	$(PY) bench/mutation.py --fresh
 
 clean:
 	rm -rf $(VENV) build *.egg-info proxy_tasks/onednn/build
