@@ -24,8 +24,6 @@ class ImageAnnotations:
     """The ground truth of one image, in its original pixels."""
 
     image_id: int
-    height: int
-    width: int
     boxes: np.ndarray      # float [N, 4] (ymin, xmin, ymax, xmax)
     labels: np.ndarray     # int [N], 0..num_classes-1
     areas: np.ndarray      # float [N], COCO's 'area' (decides small/medium/large)
@@ -33,15 +31,16 @@ class ImageAnnotations:
 
 
 def _xywh(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    """[N, 4] (ymin, xmin, ymax, xmax) -> COCO's (x, y, width, height), in float64."""
+    boxes = np.asarray(boxes, np.float64)
     return np.stack([boxes[:, 1], boxes[:, 0], boxes[:, 3] - boxes[:, 1],
-                     boxes[:, 2] - boxes[:, 0]], -1)
+                     boxes[:, 2] - boxes[:, 0]], 1)
 
 
 def _coco(images: List[dict], annotations: List[dict], num_classes: int) -> COCO:
     coco = COCO()
     coco.dataset = {"images": images, "annotations": annotations,
-                    "categories": [{"id": k, "name": str(k)} for k in range(num_classes)]}
+                    "categories": [{"id": k} for k in range(num_classes)]}
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
@@ -49,11 +48,10 @@ def _coco(images: List[dict], annotations: List[dict], num_classes: int) -> COCO
 
 def coco_ground_truth(images: Iterable[ImageAnnotations], num_classes: int) -> COCO:
     """A pycocotools COCO object of the given images; annotation ids are 1.. (COCOeval treats 0
-    as 'unmatched')."""
+    as 'unmatched'). Box evaluation reads no image size, so the images carry none."""
     image_entries, annotations = [], []
     for image in images:
-        image_entries.append({"id": int(image.image_id), "height": int(image.height),
-                              "width": int(image.width)})
+        image_entries.append({"id": int(image.image_id)})
         for box, label, area, crowd in zip(_xywh(image.boxes), image.labels, image.areas,
                                            image.is_crowd):
             annotations.append({"id": len(annotations) + 1, "image_id": int(image.image_id),
@@ -79,7 +77,7 @@ def coco_detections(image_ids: Sequence[int], boxes: np.ndarray, scores: np.ndar
 def evaluate(ground_truth: COCO, detections: Sequence[Mapping]) -> Dict[str, float]:
     """COCOeval box metrics `METRICS` in [0, 1]; a metric with no ground truth in its area
     range (COCOeval's -1) is reported as 0.0."""
-    results = [dict(d, id=i + 1, area=d["bbox"][2] * d["bbox"][3], iscrowd=0)
+    results = [dict(d, id=i + 1, area=d["bbox"][2] * d["bbox"][3])
                for i, d in enumerate(detections)]
     predicted = _coco(ground_truth.dataset["images"], results,
                       len(ground_truth.dataset["categories"]))
@@ -94,7 +92,7 @@ def evaluate(ground_truth: COCO, detections: Sequence[Mapping]) -> Dict[str, flo
 def annotations_from_record(record) -> ImageAnnotations:
     """The ground truth of a `proxy_tasks.data.DetectionRecord` (normalized boxes -> pixels)."""
     height, width = record.image.shape[:2]
-    return ImageAnnotations(record.image_id, height, width,
+    return ImageAnnotations(record.image_id,
                             record.boxes * np.array([height, width, height, width], np.float32),
                             record.labels, record.areas, record.is_crowd)
 
@@ -105,8 +103,7 @@ def annotations_from_batch(batch: Mapping[str, np.ndarray]) -> List[ImageAnnotat
     for i in np.flatnonzero(batch["valid"]):
         real = batch["gt_classes"][i] >= 0
         out.append(ImageAnnotations(
-            image_id=int(batch["image_ids"][i]), height=int(batch["image_sizes"][i][0]),
-            width=int(batch["image_sizes"][i][1]), boxes=batch["gt_boxes"][i][real],
+            image_id=int(batch["image_ids"][i]), boxes=batch["gt_boxes"][i][real],
             labels=batch["gt_classes"][i][real], areas=batch["gt_areas"][i][real],
             is_crowd=batch["gt_is_crowd"][i][real]))
     return out
@@ -118,8 +115,8 @@ def detections_from_batch(batch: Mapping[str, np.ndarray], boxes: np.ndarray, sc
     ([B, M, 4], as `proxy_tasks.models.detect` returns them), mapped back to original pixels by
     dividing by `scales` (evaluation batches are never cropped, so there is no offset)."""
     valid = np.flatnonzero(batch["valid"])
-    sizes = batch["image_sizes"][valid].astype(np.float32)
-    limits = np.concatenate([sizes, sizes], -1)[:, None, :]
+    sizes = batch["image_sizes"][valid]
+    limits = np.concatenate([sizes, sizes], 1)[:, None, :]
     original = np.clip(np.asarray(boxes)[valid] / batch["scales"][valid][:, None, None], 0,
                        limits)
     return coco_detections(batch["image_ids"][valid], original, np.asarray(scores)[valid],
