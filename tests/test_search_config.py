@@ -108,9 +108,26 @@ def test_fields_given_directly_record_as_the_old_set_form():
     both = load_config(assignments=["proxy.set=[epochs=4, image_size=32]", "proxy.epochs=3"])
     assert both.proxy.set == ("epochs=4", "image_size=32", "epochs=3")
     assert (both.proxy_config().epochs, both.proxy_config().image_size) == (3, 32)
+
+
+# On load_config, not the CLI: a broken check here must not start a search.
+@pytest.mark.parametrize("assignment, message", [
+    ("proxy.epoch=3",
+     "proxy.epoch: unknown key; keys here: preset, set, seeds and ProxyConfig's: task, dataset"),
+    ("proxy.epochs=0", "proxy.epochs: must be positive, got 0"),
+    ("proxy.learning_rate=fast", "proxy.learning_rate: expected a number, got 'fast'"),
+    ("proxy.dtype=float16", "proxy.dtype: 'float16' is not one of"),
+    ("proxy.task=classification",
+     "proxy.scenes: the classification proxy reads only the digits, got 'shapes'"),
     # YAML reads `none` as a string, which `checkpoint_dir=none` would not give back.
-    with pytest.raises(ValueError, match="proxy.checkpoint_dir: 'none' cannot be recorded as"):
-        load_config(assignments=["proxy.checkpoint_dir=none"])
+    ("proxy.checkpoint_dir=none", "proxy.checkpoint_dir: 'none' cannot be recorded as key=value"),
+    ("proxy.set=[epoch=3]", "proxy.set: --set epoch: unknown key"),
+    ("proxy.set=epochs=3", "proxy.set: expected a list, got 'epochs=3'"),
+])
+def test_bad_proxy_fields_are_named_with_their_values(assignment, message):
+    with pytest.raises(ValueError) as err:
+        load_config(assignments=[assignment])
+    assert message in str(err.value)
 
 
 def test_the_report_shows_an_old_and_a_new_proxy_section_alike(tmp_path, capsys):
@@ -147,15 +164,7 @@ def test_the_report_shows_an_old_and_a_new_proxy_section_alike(tmp_path, capsys)
     (["--set", "max_trials=ten"], "max_trials: expected an integer, got 'ten'"),
     (["--set", "max_trials=0"], "max_trials: must be >= 1, got 0"),
     (["--set", "proxy.preset=huge"], "proxy.preset: 'huge' is not one of"),
-    (["--set", "proxy.epoch=3"],
-     "proxy.epoch: unknown key; keys here: preset, set, seeds and ProxyConfig's: task, dataset"),
     (["--set", "proxy.epochs=three"], "proxy.epochs: expected an integer, got 'three'"),
-    (["--set", "proxy.epochs=0"], "proxy.epochs: must be positive, got 0"),
-    (["--set", "proxy.dtype=float16"], "proxy.dtype: 'float16' is not one of"),
-    (["--set", "proxy.task=classification"],
-     "proxy.scenes: the classification proxy reads only the digits, got 'shapes'"),
-    (["--set", "proxy.set=[epoch=3]"], "proxy.set: --set epoch: unknown key"),
-    (["--set", "proxy.set=epochs=3"], "proxy.set: expected a list, got 'epochs=3'"),
     (["--set", "proxy.seeds=[]"], "proxy.seeds: at least one seed"),
     (["--set", "resources.cpus=0"], "resources.cpus: must be > 0, got 0.0"),
     (["--set", "objective.name=mnas"], "objective.target_flops: the mnas objective needs"),
