@@ -122,7 +122,7 @@ TINY = dataclasses.replace(
     image_size=64, filter_size_scale=0.125, endpoints_num_filters=16, head_filters=16,
     # Digits: the classification proxy reads only them, and the tests run it on tiny.
     scenes="digits",
-    # Untuned: the mechanics the tests check need no learning, so tiny keeps its first settings.
+    # Untuned, as the mechanics the tests check need no learning: SGD, plain init, anchors of 1.
     optimizer="sgd", learning_rate=0.08, zero_init_residual=False, anchor_size=1.0,
 )
 
