@@ -40,17 +40,16 @@ def network(spec: SpineNetSpec) -> Tuple[List[list], List[Tuple[int, int, str]]]
 def _refine(labels, edges) -> List[str]:
     """Colour refinement: a node's colour absorbs its parents' and consumers' colours."""
     colours = [_digest(label) for label in labels]
-    classes = len(set(colours))
     while True:
         ins = [[] for _ in labels]
         outs = [[] for _ in labels]
         for u, v, kind in edges:
             ins[v].append([colours[u], kind])
             outs[u].append([colours[v], kind])
-        colours = [_digest([c, sorted(i), sorted(o)]) for c, i, o in zip(colours, ins, outs)]
-        if len(set(colours)) == classes:
-            return colours
-        classes = len(set(colours))
+        refined = [_digest([c, sorted(i), sorted(o)]) for c, i, o in zip(colours, ins, outs)]
+        if len(set(refined)) == len(set(colours)):
+            return refined
+        colours = refined
 
 
 def canonical_form(spec: SpineNetSpec) -> str:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from search_space import (ADJUSTMENTS, CONNECTIONS, MUTATIONS, ORDER, SPACES, Genome, SpecError,
-                          SpineNetSpec, builtin_spec, canonical_hash, crossover, decode, distance,
+from search_space import (ADJUSTMENTS, BOTTLENECK, CONNECTIONS, MUTATIONS, ORDER, PROXY_SIZE, SPACES,
+                          BlockSpec, Genome, Scaling, SpecError, SpineNetSpec, builtin_spec, canonical_hash, crossover, decode, distance,
                           genome_from_spec, get_space, mutate, num_decisions, random_genome,
                           seed_genome, similarity, validate_genome)
 from search_space.distance import LEVELS, PARENTS, TYPES, decisions
@@ -306,6 +306,32 @@ def test_hash_tells_apart_networks_that_share_twin_blocks_differently():
     assert [x.input_offsets for x in a.blocks][5] == (3, 6)
     assert [x.input_offsets for x in b.blocks][5] == (2, 6)
     assert canonical_hash(a) != canonical_hash(b)
+
+
+def test_hash_value_is_the_one_recorded_by_earlier_versions():
+    """Ledgers, dedup checkpoints and results keep spec hashes across code versions, so the value
+    itself must not drift: SpineNet-49 at the proxy scaling hashes as the 16-epoch proxy trial of
+    2026-12-03 recorded it (bench/results/proxy_trial_spinenet-49_16epochs_seed1.json)."""
+    spec = builtin_spec("spinenet-49").with_scaling(PROXY_SIZE.scaling)
+    assert canonical_hash(spec) == "a4559cbcc4744f57c05ddd874a2cc96902e94915103d3aa7af7607863b50a81a"
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(Scaling)])
+def test_hash_covers_every_scaling_field(field):
+    """Two specs that differ in one scaling knob build different networks (widths, repeats)."""
+    spec = builtin_spec("spinenet-49")
+    other = spec.with_scaling(dataclasses.replace(spec.scaling,
+                                                  **{field: getattr(spec.scaling, field) * 2}))
+    assert canonical_hash(other) != canonical_hash(spec)
+
+
+def test_hash_refuses_more_twin_orders_than_it_may_try():
+    """Nine identical unconsumed L3 bottlenecks on the stem (all merged into the L3 output) are
+    twins the refinement cannot split: 9! = 362880 orders, over the 100000 allowed."""
+    twins = [BlockSpec(3, BOTTLENECK, (0, 1), False)] * 9
+    outputs = [BlockSpec(level, BOTTLENECK, (0, 1), True) for level in range(3, 8)]
+    with pytest.raises(ValueError, match="canonical_form: 362880 tie orders exceed 100000"):
+        canonical_hash(SpineNetSpec(twins + outputs))
 
 
 @pytest.mark.parametrize("changes, message", [
