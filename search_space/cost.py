@@ -132,7 +132,8 @@ def retinanet_head_cost(levels: Dict[int, Tuple[int, int, int]], head_convs: int
         width = cin
         for _ in range(head_convs):
             shared = conv_cost(3, width, head_filters, (pixels, 1), bn=False, bias=True)
-            bn = Cost(2 * head_filters * len(levels), 2 * head_filters * len(levels), 0)
+            bn = Cost(params=2 * head_filters * len(levels),
+                      bn_statistics=2 * head_filters * len(levels))
             cost += shared + bn
             width = head_filters
         cost += conv_cost(3, width, outputs, (pixels, 1), bn=False, bias=True)
@@ -142,7 +143,7 @@ def retinanet_head_cost(levels: Dict[int, Tuple[int, int, int]], head_convs: int
 def classification_head_cost(levels: Dict[int, Tuple[int, int, int]], num_classes: int) -> Cost:
     """Endpoints merged at the finest level and pooled (free), then one linear layer."""
     width = next(iter(levels.values()))[2]
-    return Cost(width * num_classes + num_classes, 0, width * num_classes)
+    return Cost(params=width * num_classes + num_classes, flops=width * num_classes)
 
 
 HEADS = ("retinanet", "classification", "none")

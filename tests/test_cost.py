@@ -6,9 +6,9 @@ tests/test_models_compiled.py, and round to the paper's figures."""
 
 import pytest
 
-from search_space import (PROXY_SIZE, backbone_cost, builtin_spec, classification_head_cost,
-                          retinanet_head_cost)
-from search_space.cost import Cost, conv_cost, level_size
+from search_space import (BOTTLENECK, PROXY_SIZE, backbone_cost, builtin_spec,
+                          classification_head_cost, retinanet_head_cost)
+from search_space.cost import Cost, conv_cost, level_size, model_cost
 
 
 def test_spinenet49_backbone_params_exact():
@@ -38,6 +38,45 @@ def test_retinanet_spinenet49_at_640_exact():
     assert (backbone.total + head).params == 28_543_383
     assert backbone.total.flops == 28_261_990_400  # paper: 28.3B
     assert (backbone.total + head).flops == 85_281_555_200  # paper: 85.4B
+
+
+def test_model_cost_defaults_to_the_retinanet_head_of_the_paper():
+    backbone, head = model_cost(builtin_spec("spinenet-49"), 640, 640)
+    assert (head.params, head.flops) == (HEAD_PARAMS, HEAD_FLOPS_640)
+    assert (backbone.total + head).params == 28_543_383
+
+
+def test_model_cost_builds_the_head_asked_for():
+    """The RetinaNet head with the given convs, filters, classes and anchors (by hand as in
+    test_head_by_hand, over SpineNet-49's five 256-channel levels at 64 px: 8^2 + 4^2 + 2^2 + 1 +
+    1 = 86 positions), the classification head, or none; an unknown head is refused."""
+    spec = builtin_spec("spinenet-49")
+    _, head = model_cost(spec, 64, 64, "retinanet", head_convs=1, head_filters=32,
+                         num_classes=2, num_anchors=3)
+    shared = 9 * 256 * 32 + 32 + 5 * 2 * 32
+    assert head.params == 2 * shared + (9 * 32 * 6 + 6) + (9 * 32 * 12 + 12)
+    assert head.flops == 86 * (2 * 9 * 256 * 32 + 9 * 32 * 6 + 9 * 32 * 12)
+    assert model_cost(spec, 64, 64, "classification", num_classes=7)[1] == Cost(256 * 7 + 7, 0,
+                                                                                256 * 7)
+    assert model_cost(spec, 64, 64, "none")[1] == Cost()
+    with pytest.raises(ValueError, match="head: 'fpn' is not one of"):
+        model_cost(spec, 64, 64, "fpn")
+
+
+def test_cost_table_rows_name_each_part_and_its_output():
+    """SpineNet-49 at 640 px: the stem conv (stride 2, 64 filters), the two L2 stem bottlenecks
+    (4 x 64 channels at 160 px), its 15 blocks (block 10 is the first output, P4), then one 1x1
+    endpoint conv of 256 filters per level P3..P7 reading its output block's feature."""
+    rows = backbone_cost(builtin_spec("spinenet-49"), 640, 640).rows
+    heads = [(r.name, r.level, r.block_fn, r.parents, r.shape) for r in rows]
+    assert heads[:3] == [("stem conv", 1, "conv7x7", (), (320, 320, 64)),
+                         ("stem 0", 2, BOTTLENECK, (), (160, 160, 256)),
+                         ("stem 1", 2, BOTTLENECK, (), (160, 160, 256))]
+    assert [r.name for r in rows[3:18]] == [f"block {k}" for k in range(10)] + [
+        f"block {k} (out)" for k in range(10, 15)]
+    assert heads[18:] == [(f"endpoint P{level}", level, "conv1x1", (feature,), (640 >> level,) * 2
+                           + (256,)) for level, feature in ((3, 13), (4, 12), (5, 14), (6, 16),
+                                                            (7, 15))]
 
 
 def test_retinanet_spinenet96_at_1024_exact():
