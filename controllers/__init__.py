@@ -9,7 +9,7 @@ from controllers.costs import detector_cost_fn
 from controllers.dedup import Dedup
 from controllers.evolution import EvolutionConfig, RegularizedEvolution
 from controllers.interface import FAILED, INFEASIBLE, OK, STATUSES, Proposal
-from controllers.ledger import proposal_record, replay, result_record
+from controllers.replay import proposal_record, replay, result_record
 from controllers.middleware import Middleware
 from controllers.objective import ABOVE, ALWAYS, Objective, mnas_reward
 from controllers.ppo import PPOController

@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 import numpy as np
 
 from controllers.interface import OK, STATUSES, Proposal, check_feedback
-from controllers.ledger import Replayable
+from controllers.replay import Replayable
 from search_space.genome import Genome, seed_genome, validate_genome
 from search_space.space import SearchSpace
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional
 
 from controllers.interface import OK, Proposal
-from controllers.ledger import Replayable
+from controllers.replay import Replayable
 
 
 class Middleware(Replayable):

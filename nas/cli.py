@@ -1,4 +1,5 @@
-"""The `nas` command line: one subcommand per module, each registering its own parser."""
+"""The `nas` command line: one subcommand per module of `nas.commands`, each registering its own
+parser."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ from nas import preload
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here, after `main`'s tcmalloc re-exec: they pull in scipy (about a second).
-    from nas import (export_cmd, fidelity_cmd, inspect_cmd, proxy_cmd, rediscover_cmd, report_cmd,
-                     search_cmd, status_cmd)
+    from nas.commands import (export, fidelity, inspect, proxy, rediscover, report, search,
+                              status)
 
     parser = argparse.ArgumentParser(prog="nas", description="SpineNet architecture search.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (inspect_cmd, proxy_cmd, fidelity_cmd, search_cmd, rediscover_cmd, status_cmd,
-                   export_cmd, report_cmd):
+    for module in (inspect, proxy, fidelity, search, rediscover, status, export, report):
         module.register(sub)
     return parser
 

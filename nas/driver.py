@@ -152,7 +152,7 @@ def _run(folder: Path, config: SearchConfig, ledger: Ledger, options: RunOptions
     if state.stopped_reason is not None:
         print(f"search {options.name}: ended after {state.finished} of {config.max_trials} "
               f"trials: {state.stopped_reason}")
-    from nas.report import write_report
+    from nas.reports.search import write_report
 
     counts = ledger.counts()
     exported = export_top(folder, ledger, top=3)

@@ -4,7 +4,7 @@ One row per trial (its genome, spec, status, reward, metrics, costs, attempts, e
 times), per-epoch metrics, the run's config and code version, and the latest controller state
 checkpoint. Every state change is one SQLite transaction (WAL), so a driver killed at any
 moment leaves a consistent ledger. The controller's view of the ledger is the record list of
-`controllers.ledger` (`history()`): proposals and results in the order the controller saw them.
+`controllers.replay` (`history()`): proposals and results in the order the controller saw them.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class Ledger:
         """The controller's records after sequence number `after`, in order."""
         # Here, not at the top: `nas status` and `nas export` need no controller (nor JAX).
         from controllers.interface import FAILED as FEEDBACK_FAILED, OK, Proposal
-        from controllers.ledger import proposal_record, result_record
+        from controllers.replay import proposal_record, result_record
 
         events = []
         for row in self.conn.execute("SELECT * FROM trials WHERE seq > ? OR result_seq > ?",

@@ -20,10 +20,10 @@ REPORT_FILE = "report.md"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # The sources a reward depends on, under `SOURCE_ROOT`: the proxy (its Python and the C++ of
 # its kernels, `proxy_tasks/onednn`, whose build flags are in its build.py), the search space,
-# and the trial that averages its seeds. AP moves with float rounding, so any change here makes
-# rewards of two runs incomparable.
+# and the trial that averages its seeds (and the message naming what it averages). AP moves with
+# float rounding, so any change here makes rewards of two runs incomparable.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
-VERSIONED_SOURCES = ("proxy_tasks", "search_space", "nas/trainable.py")
+VERSIONED_SOURCES = ("proxy_tasks", "search_space", "nas/trainable.py", "nas/trial_messages.py")
 SOURCE_SUFFIXES = (".py", ".cc", ".h")
 
 

@@ -15,14 +15,14 @@ import time
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from controllers.interface import FAILED as FEEDBACK_FAILED, OK
-from nas import trainable
+from nas import trial_messages
 from nas.config import SearchConfig
 from nas.ledger import DONE, DUPLICATE, FAILED, IN_FLIGHT, INFEASIBLE, Ledger
 from nas.stack import build_stack, proxy_cost_fn, similarity_target
 from search_space import Genome, canonical_hash, decode, get_space, parse_spec_text, to_json
 
 # The final result's keys kept as a trial's metrics (Tune adds its own to every result).
-RESULT_KEYS = (*trainable.MEAN_KEYS, "reward_std", "per_seed", "params", "flops", "spec_hash",
+RESULT_KEYS = (*trial_messages.MEAN_KEYS, "reward_std", "per_seed", "params", "flops", "spec_hash",
                "stopped_early", "epoch", "similarity")
 
 
@@ -111,9 +111,9 @@ class SearchState:
     def _payload(self, trial_id: str, genome: Genome, spec) -> Dict[str, Any]:
         resources = dataclasses.asdict(self.config.resources)
         if self.target is not None:
-            return trainable.similarity_payload(trial_id, genome, self.target, self.space.name,
+            return trial_messages.similarity_payload(trial_id, genome, self.target, self.space.name,
                                                 self.config.objective.delay_s, resources)
-        return trainable.trial_payload(trial_id, spec, self.proxy, self.config.proxy.seeds,
+        return trial_messages.trial_payload(trial_id, spec, self.proxy, self.config.proxy.seeds,
                                        resources)
 
     # -- trial events ------------------------------------------------------------------------
@@ -129,8 +129,8 @@ class SearchState:
 
     def completed(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """A trial's last result: its final one, or the last epoch of an early-stopped trial."""
-        if result.get(trainable.FINAL):
-            if result["status"] == trainable.OK:
+        if result.get(trial_messages.FINAL):
+            if result["status"] == trial_messages.OK:
                 self._finish(trial_id, DONE, result["reward"], result)
             else:
                 self._finish(trial_id, FAILED, None, {}, result.get("error"))

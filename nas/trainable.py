@@ -9,7 +9,6 @@ them, on the bundles of the trial's placement group.
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import time
 import traceback
@@ -18,30 +17,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from nas import runtime
+from nas.trial_messages import FAILED, FINAL, MEAN_KEYS, OK
 from proxy_tasks.presets import ProxyConfig
-from search_space import Genome, SpineNetSpec, get_space, parse_spec_text, similarity, to_json
-
-FINAL = "final"
-OK, FAILED = "ok", "failed"
-# Per-seed metrics averaged into the trial's metrics.
-MEAN_KEYS = ("reward", "ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "accuracy",
-             "compile_s", "train_s", "eval_s", "train_images_per_s")
-
-
-def trial_payload(trial_id: str, spec: SpineNetSpec, proxy: ProxyConfig, seeds: Sequence[int],
-                  resources: Mapping[str, Any]) -> Dict[str, Any]:
-    """The Tune config of one proxy training: plain data only."""
-    return {"kind": "proxy", "trial_id": trial_id, "spec": to_json(spec),
-            "proxy": dataclasses.asdict(proxy), "seeds": list(seeds),
-            "resources": dict(resources)}
-
-
-def similarity_payload(trial_id: str, genome: Genome, target: Genome, space: str,
-                       delay_s: float, resources: Mapping[str, Any]) -> Dict[str, Any]:
-    """The Tune config of one similarity check (no training)."""
-    return {"kind": "similarity", "trial_id": trial_id, "genome": genome.to_dict(),
-            "target": target.to_dict(), "space": space, "delay_s": delay_s,
-            "resources": dict(resources)}
+from search_space import Genome, get_space, parse_spec_text, similarity
 
 
 def check_similarity(payload: Mapping[str, Any]) -> Dict[str, Any]:

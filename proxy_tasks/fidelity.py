@@ -1,6 +1,6 @@
-"""Rank fidelity of a proxy config (issue 16): a panel of architectures trained over several
-seeds and once on a longer schedule, and the figures that say whether its reward is worth
-searching on (signal, reliability, fidelity, direction, cost).
+"""Rank fidelity of a proxy config: a panel of architectures trained over several seeds and once
+on a longer schedule, and the figures that say whether its reward is worth searching on (signal,
+reliability, fidelity, direction, cost), judged against gates where the user gives some.
 
 Every finished trial is appended to a JSON-lines log, so an interrupted panel resumes without
 training a finished trial again.
@@ -12,9 +12,10 @@ import dataclasses
 import hashlib
 import json
 import operator
+import re
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import stats
@@ -25,14 +26,30 @@ from search_space import (Genome, SpineNetSpec, builtin_spec, canonical_hash, de
                           genome_from_spec, get_space, mutate, random_genome)
 
 PANEL_SPACE = "spinenet-49"
-PANEL_SEED = 16  # the issue's number: every mutant and random genome of the panel is drawn from it
+PANEL_SEED = 16  # every mutant and random genome of the panel is drawn from it; another draws
+# another panel
 SEED_MODEL, SPINENET_49 = "resnet50-seed", "spinenet-49"
 MUTANTS_PER_PARENT = 2
 RANDOM_GENOMES = 4
-# Issue 16's gates: (comparison, bound) that each figure must meet.
-GATES = {"signal": (">=", 0.25), "reliability": ("<=", 1 / 3), "fidelity": (">=", 0.6),
-         "direction": (">", 0.0), "cost_s": ("<=", 150.0)}
-_COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt}
+FIGURES = {"signal": "SpineNet-49's mean reward",
+           "reliability": "mean seed std / std of the means (lower: seeds overturn less)",
+           "fidelity": "Kendall tau of the means against the long schedule",
+           "direction": "SpineNet-49 - ResNet-50 seed on the long schedule",
+           "cost_s": "SpineNet-49's first trial, wall seconds"}
+COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+Gates = Dict[str, Tuple[str, float]]  # figure -> (comparison, bound) it must meet
+
+
+def parse_gate(text: str) -> Tuple[str, Tuple[str, float]]:
+    """`NAME>=VALUE` (or <=, >, <) as (figure, (comparison, bound))."""
+    match = re.fullmatch(r"\s*(\w+)\s*(>=|<=|>|<)\s*(\S+)\s*", text)
+    if not match or match[1] not in FIGURES:
+        raise ValueError(f"--gate: {text!r} is not NAME>=VALUE (or <=, >, <) with NAME one of "
+                         f"{', '.join(FIGURES)}")
+    try:
+        return match[1], (match[2], float(match[3]))
+    except ValueError:
+        raise ValueError(f"--gate: {text!r}: {match[3]!r} is not a number") from None
 TIMES = ("compile_s", "train_s", "eval_s", "wall_s")
 
 
@@ -54,7 +71,7 @@ def single_mutants(genome: Genome, count: int, rng: np.random.Generator) -> List
 
 
 def default_panel() -> Dict[str, SpineNetSpec]:
-    """Issue 16's panel, by name: the ResNet-50 seed, SpineNet-49, two single-decision mutants
+    """The default panel, by name: the ResNet-50 seed, SpineNet-49, two single-decision mutants
     of each and four random genomes of the paper space, all drawn from `PANEL_SEED`."""
     space = get_space(PANEL_SPACE)
     panel = {}
@@ -147,11 +164,12 @@ def _train(name: str, spec: SpineNetSpec, config: ProxyConfig, seed: int, schedu
 
 def measure_fidelity(config: ProxyConfig, panel: Dict[str, SpineNetSpec], seeds: int,
                      factor: int, log: Optional[str] = None,
-                     on_trial: Optional[Callable[[Dict], None]] = None) -> Dict:
+                     on_trial: Optional[Callable[[Dict], None]] = None,
+                     gates: Optional[Gates] = None) -> Dict:
     """Trains every architecture of `panel` with `config` over seeds 0..`seeds`-1 and once
     (seed 0) on the `factor` times longer schedule, skipping trials already in the JSON-lines
     `log` and appending each new one there; `on_trial(record)` after each new trial. Returns
-    the per-architecture rows and the figures (`summarize`)."""
+    the per-architecture rows and the figures (`summarize`), each judged against `gates`."""
     if not (isinstance(seeds, int) and seeds >= 1):
         raise ValueError(f"seeds: must be a positive integer, got {seeds!r}")
     if config.checkpoint_dir:
@@ -172,7 +190,7 @@ def measure_fidelity(config: ProxyConfig, panel: Dict[str, SpineNetSpec], seeds:
                 if on_trial is not None:
                     on_trial(trials.records[key])
             done[name, schedule, seed] = dict(trials.records[key], arch=name)
-    return summarize(config, panel, seeds, factor, done)
+    return summarize(config, panel, seeds, factor, done, gates)
 
 
 def _mean_std(values: List[Optional[float]]):
@@ -181,14 +199,18 @@ def _mean_std(values: List[Optional[float]]):
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
-def _figure(name: str, value) -> Dict:
-    op, bound = GATES[name]
+def _figure(value, gate: Optional[Tuple[str, float]]) -> Dict:
+    """A figure's value and, where it has a gate, the gate and whether the value meets it (None
+    where the value is unmeasured)."""
+    if gate is None:
+        return {"value": value}
+    op, bound = gate
     return {"value": value, "gate": f"{op} {bound:.4g}",
-            "met": None if value is None else bool(_COMPARE[op](value, bound))}
+            "met": None if value is None else bool(COMPARISONS[op](value, bound))}
 
 
 def summarize(config: ProxyConfig, panel: Dict[str, SpineNetSpec], seeds: int, factor: int,
-              done: Dict) -> Dict:
+              done: Dict, gates: Optional[Gates] = None) -> Dict:
     """Per-architecture rows and the figures, from the trial records `done[name, schedule,
     seed]`. Architectures with a failed trial are listed but left out of the figures."""
     rows = []
@@ -215,14 +237,14 @@ def summarize(config: ProxyConfig, panel: Dict[str, SpineNetSpec], seeds: int, f
     beats = (sn49["long"] - seed_model["long"]
              if sn49 and seed_model and None not in (sn49["long"], seed_model["long"]) else None)
     stds = [r["std"] for r in complete if r["std"] is not None]
-    figures = {
-        "signal": _figure("signal", sn49 and sn49["mean"]),
-        "reliability": _figure("reliability", reliability(stds, [r["mean"] for r in complete])),
-        "fidelity": _figure("fidelity", kendall_tau([r["mean"] for r in complete],
-                                                    [r["long"] for r in complete])),
-        "direction": _figure("direction", beats),
-        "cost_s": _figure("cost_s", sn49 and sn49["seconds"][0]["wall_s"]),
+    values = {
+        "signal": sn49 and sn49["mean"],
+        "reliability": reliability(stds, [r["mean"] for r in complete]),
+        "fidelity": kendall_tau([r["mean"] for r in complete], [r["long"] for r in complete]),
+        "direction": beats,
+        "cost_s": sn49 and sn49["seconds"][0]["wall_s"],
     }
+    figures = {name: _figure(value, (gates or {}).get(name)) for name, value in values.items()}
     long = long_schedule(config, factor)
     return {"config": dataclasses.asdict(config), "seeds": seeds, "factor": factor,
             "long_schedule": {"epochs": long.epochs, "warmup_steps": long.warmup_steps},

@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from nas import run_dir, status_cmd
+from nas import run_dir
+from nas.commands import status as status_cmd
 from nas.cli import main
 from proxy_tasks.onednn import ops
 from tests.test_search_state import config, run
@@ -23,7 +24,8 @@ def tree(tmp_path, monkeypatch):
         shutil.copytree(REAL_ROOT / name, tmp_path / name,
                         ignore=shutil.ignore_patterns("__pycache__", "build"))
     (tmp_path / "nas").mkdir()
-    shutil.copy(REAL_ROOT / "nas" / "trainable.py", tmp_path / "nas")
+    for name in ("trainable.py", "trial_messages.py"):
+        shutil.copy(REAL_ROOT / "nas" / name, tmp_path / "nas")
     monkeypatch.setattr(run_dir, "SOURCE_ROOT", tmp_path)
     return tmp_path
 
@@ -35,7 +37,8 @@ def flip_byte(path, offset):
 
 
 @pytest.mark.parametrize("source", ["proxy_tasks/onednn/norm.cc", "proxy_tasks/onednn/common.h",
-                                    "proxy_tasks/onednn/build.py", "nas/trainable.py"])
+                                    "proxy_tasks/onednn/build.py", "nas/trainable.py",
+                                    "nas/trial_messages.py"])
 def test_one_byte_of_a_source_changes_the_version(tree, source, monkeypatch):
     copied = run_dir.code_version(PROXY)
     with monkeypatch.context() as real:

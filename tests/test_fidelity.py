@@ -112,7 +112,10 @@ def fake_trials(monkeypatch):
 
 def test_figures_from_the_panel(fake_trials, tmp_path):
     panel, config, calls = fake_trials
-    result = measure_fidelity(config, panel, seeds=2, factor=3, log=str(tmp_path / "t.jsonl"))
+    gates = {"signal": (">=", 0.25), "reliability": ("<=", 1 / 3), "fidelity": (">=", 0.6),
+             "direction": (">", 0.0)}
+    result = measure_fidelity(config, panel, seeds=2, factor=3, log=str(tmp_path / "t.jsonl"),
+                              gates=gates)
     assert [(n, c.epochs, c.warmup_steps, s) for n, c, s in calls] == [
         (n, e, w, s) for n in FAKE for e, w, s in ((1, 1, 0), (1, 1, 1), (3, 3, 0))]
     rows = {r["name"]: r for r in result["architectures"]}
@@ -132,7 +135,7 @@ def test_figures_from_the_panel(fake_trials, tmp_path):
     assert figures["direction"]["met"] is False
     sn49_first = rows["spinenet-49"]["seconds"][0]
     assert (sn49_first["schedule"], sn49_first["seed"], sn49_first["compile_s"]) == ("base", 0, 1.0)
-    assert figures["cost_s"]["value"] == sn49_first["wall_s"]
+    assert figures["cost_s"] == {"value": sn49_first["wall_s"]}  # no gate, no verdict
     assert result["long_schedule"] == {"epochs": 3, "warmup_steps": 3}
 
 
@@ -183,7 +186,11 @@ def test_cli_refuses_bad_input(capsys):
             (["--archs", "nowhere.json"], "nas fidelity: error: --archs: 'nowhere.json': "),
             (["--archs", "random-0", "random-0"], "--archs: 'random-0' is given twice"),
             (["--set", "epochs=0"], "nas fidelity: error: epochs: must be positive, got 0"),
-            (["--set", "checkpoint_dir=x"], "checkpoint_dir: 'x'; the panel's trials would")):
+            (["--set", "checkpoint_dir=x"], "checkpoint_dir: 'x'; the panel's trials would"),
+            (["--gate", "signal=0.2"], "--gate: 'signal=0.2' is not NAME>=VALUE (or <=, >, <)"),
+            (["--gate", "speed>=1"], "--gate: 'speed>=1' is not NAME>=VALUE"),
+            (["--gate", "signal>=high"], "--gate: 'signal>=high': 'high' is not a number"),
+            (["--out", "trials.jsonl"], "--out: 'trials.jsonl' must end in .json")):
         assert main(["fidelity", "--preset", "tiny", *argv]) == 2
         assert message in capsys.readouterr().err
 
@@ -203,7 +210,7 @@ def test_cli_fidelity_on_tiny_end_to_end(tmp_path, monkeypatch, capsys):
     argv = ["fidelity", "--archs", str(tmp_path / "tiny.json"), str(tmp_path / "other.json"),
             "--preset", "tiny", "--set", f"data_dir={tmp_path / 'data'}",
             "--set", "epochs=2", "--set", "score_threshold=0.0", "--seeds", "2", "--factor", "2",
-            "--out", str(tmp_path / "trials.jsonl"), "--json"]
+            "--out", str(tmp_path / "panel.json"), "--gate", "reliability<=0.5", "--json"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in out["architectures"]] == [str(tmp_path / "tiny.json"),
@@ -212,8 +219,10 @@ def test_cli_fidelity_on_tiny_end_to_end(tmp_path, monkeypatch, capsys):
         assert len(row["rewards"]) == 2 and row["long"] is not None and row["errors"] == []
     assert set(out["figures"]) == {"signal", "reliability", "fidelity", "direction", "cost_s"}
     for name in ("signal", "direction", "cost_s"):  # neither network is SpineNet-49
-        assert out["figures"][name]["value"] is None
-    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 6
+        assert out["figures"][name] == {"value": None}
+    assert out["figures"]["reliability"]["gate"] == "<= 0.5"
+    assert json.loads((tmp_path / "panel.json").read_text()) == out
+    assert len((tmp_path / "panel.jsonl").read_text().splitlines()) == 6
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished trial ran again")
@@ -222,5 +231,7 @@ def test_cli_fidelity_on_tiny_end_to_end(tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out) == out
     assert main(argv[:-1]) == 0
-    table = capsys.readouterr().out
+    table, err = capsys.readouterr()
     assert "reliability:" in table and str(tmp_path / "other.json") in table
+    assert "gate <= 0.5: " in table and "gate" not in table.split("fidelity:")[1].splitlines()[0]
+    assert "absl" not in err and (tmp_path / "panel.log").exists()

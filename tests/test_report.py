@@ -1,8 +1,8 @@
 """The report's arithmetic on hand-made runs: best so far, the comparison's budgets and the
 budgets at which one run is not ahead, the stretches a run ran in."""
 
-from nas.compare_report import budget_rows, not_ahead
-from nas.report import best_so_far, chunks
+from nas.reports.compare import budget_rows, not_ahead
+from nas.reports.search import best_so_far, chunks
 
 
 def test_best_so_far_skips_failures_and_keeps_the_maximum():
@@ -37,7 +37,7 @@ def test_chunks_split_at_pauses_longer_than_the_gap():
 
 
 def test_distance_curve_follows_the_best_so_far_and_the_populations_median():
-    from nas.rediscovery_report import distance_curve
+    from nas.reports.rediscovery import distance_curve
     from search_space import builtin_spec, genome_from_spec, get_space
 
     space = get_space("spinenet-49")

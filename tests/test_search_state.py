@@ -9,7 +9,7 @@ from nas.config import load_config
 from nas.ledger import DONE, DUPLICATE, FAILED, INFEASIBLE, Ledger
 from nas.search_state import SearchState
 from nas.stack import genome_of, proxy_cost_fn
-from nas.trainable import FINAL
+from nas.trial_messages import FINAL
 from proxy_tasks.presets import get_preset
 from search_space import Genome, get_space, similarity
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from nas.ledger import Ledger
-from nas.report import Reference, best_so_far, draw_references, finished_in_order, save, trial_axis
+from nas.reports.search import Reference, best_so_far, draw_references, finished_in_order, save, trial_axis
 
 EVERY = 10  # trials between the table's rows
 FROM = 30  # the budget from which the summary asks whether one run stayed ahead

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nas.export import FORMATS, export_top, top_trials
 from nas.run_dir import open_run
-from nas.search_cmd import add_results_dir
+from nas.commands.common import add_results_dir
 
 
 def register(sub) -> None:

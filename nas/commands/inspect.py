@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
-from search_space import BUILTIN_MODELS, MODEL_SIZES, SpecError, builtin_spec, model_size, read_spec
+from nas.commands.common import resolve_model
+from search_space import BUILTIN_MODELS, SpecError
 from search_space.cost import HEADS, model_cost
 
 SCALING_FLAGS = ("filter_size_scale", "resample_alpha", "block_repeats", "endpoints_num_filters")
@@ -32,21 +32,6 @@ def register(sub) -> None:
                    help="also build the Flax model (shapes only, no memory) and count its parameters")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
-
-
-def resolve_model(name_or_path: str):
-    """(spec, model size) of a built-in name or a spec file; a file's head follows its scaling."""
-    if name_or_path in BUILTIN_MODELS:
-        return builtin_spec(name_or_path), model_size(name_or_path)
-    if not Path(name_or_path).exists():
-        raise SpecError(f"model: {name_or_path!r} is neither a built-in model "
-                        f"({', '.join(BUILTIN_MODELS)}) nor an existing spec file")
-    spec = read_spec(name_or_path)
-    size = next((s for s in MODEL_SIZES.values() if s.scaling == spec.scaling), None)
-    if size is None:
-        size = dataclasses.replace(MODEL_SIZES["spinenet-49"], scaling=spec.scaling,
-                                   head_filters=spec.scaling.endpoints_num_filters)
-    return spec, size
 
 
 def _positive(args, flag: str) -> None:

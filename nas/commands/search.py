@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from nas import run_dir as layout
-
-DEFAULT_RESULTS = "results"
-
-
-def add_results_dir(parser) -> None:
-    parser.add_argument("--results-dir", default=DEFAULT_RESULTS, type=Path,
-                        help=f"where runs live, one folder each (default ./{DEFAULT_RESULTS})")
+from nas.commands.common import add_results_dir, preflight, summary
 
 
 def register(sub) -> None:
@@ -67,21 +60,3 @@ def run(args) -> int:
     if config is not None:
         print(summary(name, args.results_dir, config), flush=True)
     return run_search(config, options, overrides)
-
-
-def preflight(config) -> None:
-    """Builds the controller stack once, so every setting is checked before anything runs."""
-    from nas.stack import build_stack, similarity_target
-    from search_space import get_space
-
-    space = get_space(config.space)
-    build_stack(config, space, config.proxy_config())
-    similarity_target(config, space)
-
-
-def summary(name: str, results_dir: Path, config) -> str:
-    return (f"search {name}: space {config.space}, controller {config.controller.name} (seed "
-            f"{config.controller.seed}), proxy {config.proxy.preset}"
-            + (f" [{', '.join(config.proxy.set)}]" if config.proxy.set else "")
-            + f", {config.max_trials} trials x {len(config.proxy.seeds)} seed(s), "
-            f"{config.concurrency} at once; run folder {results_dir / name}")

@@ -7,7 +7,7 @@ import json
 from nas.export import best_trial
 from nas.ledger import DONE, FAILED, IN_FLIGHT, INFEASIBLE, LEDGER_FILE
 from nas.run_dir import driver_running, open_run
-from nas.search_cmd import add_results_dir
+from nas.commands.common import add_results_dir
 
 
 def register(sub) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from nas.run_dir import open_run
-from nas.search_cmd import add_results_dir
+from nas.commands.common import add_results_dir
 
 
 def register(sub) -> None:
@@ -19,9 +19,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from nas.compare_report import check_comparable, write_comparison
-    from nas.rediscovery_report import META_KEY, retrained_references, write_rediscovery_report
-    from nas.report import write_report  # matplotlib loads only here
+    from nas.reports.compare import check_comparable, write_comparison
+    from nas.reports.rediscovery import META_KEY, retrained_references, write_rediscovery_report
+    from nas.reports.search import write_report  # matplotlib loads only here
 
     folder, ledger = open_run(args.results_dir, args.name)
     control = None

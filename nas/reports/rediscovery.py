@@ -15,7 +15,7 @@ import numpy as np
 from nas.config import SearchConfig, from_data
 from nas.export import top_trials
 from nas.ledger import DONE, Ledger
-from nas.report import (Reference, best_so_far, cost_lines, draw_architecture, exported_files,
+from nas.reports.search import (Reference, best_so_far, cost_lines, draw_architecture, exported_files,
                         finished_in_order, plot_rewards, save, spec_link, trial_axis)
 from nas.retrain import RETRAIN_KEY
 from nas.stack import genome_of, proxy_cost_fn

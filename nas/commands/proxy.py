@@ -8,7 +8,7 @@ import sys
 
 from nas import runtime
 from nas.console import stdout_to_stderr
-from nas.inspect_cmd import resolve_model
+from nas.commands.common import resolve_model
 from proxy_tasks.presets import PRESETS, get_preset, with_overrides
 
 JSON_KEYS = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "accuracy", "reward",

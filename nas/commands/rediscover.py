@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import List
 
 from nas import run_dir as layout
-from nas.search_cmd import DEFAULT_RESULTS, add_results_dir, preflight, summary
+from nas.commands.common import DEFAULT_RESULTS, add_results_dir, preflight, summary
 from proxy_tasks.presets import PRESETS
 
 CONTROLLERS = ("evolution", "ppo")
@@ -88,7 +88,7 @@ def run(args) -> int:
     if config is not None:
         print(summary(name, args.results_dir, config), flush=True)
     if objective == "similarity":
-        from nas.rediscovery_report import CONTROLLER_CHECK
+        from nas.reports.rediscovery import CONTROLLER_CHECK
         print(f"objective similarity: {CONTROLLER_CHECK}", flush=True)
     options = RunOptions(name=name, results_dir=args.results_dir, resume=args.resume,
                          address=args.address, quiet=args.quiet)
@@ -110,7 +110,7 @@ def run(args) -> int:
 
 def _recorded(args):
     """(objective, retrain seeds or None) of the run to resume."""
-    from nas.rediscovery_report import META_KEY
+    from nas.reports.rediscovery import META_KEY
 
     if args.controller or args.proxy or args.objective:
         raise ValueError("--resume: a run keeps its controller, proxy and objective; only "
@@ -129,7 +129,7 @@ def _mark(folder: Path, seeds: int) -> None:
     """Records in the run's ledger (if the run exists) that it is a rediscovery, so that
     `nas report` writes the rediscovery report too."""
     from nas.ledger import LEDGER_FILE, Ledger
-    from nas.rediscovery_report import META_KEY
+    from nas.reports.rediscovery import META_KEY
 
     if not (folder / LEDGER_FILE).exists():
         return
@@ -144,9 +144,9 @@ def _retrain_and_report(folder: Path, seeds: int) -> int:
     """Retrains the report's architectures `seeds` times each, then writes the report."""
     from nas.config import SearchConfig, from_data
     from nas.driver import INTERRUPTED
-    from nas.rediscovery_report import (CONTROLLER_CHECK, META_KEY, architectures,
+    from nas.reports.rediscovery import (CONTROLLER_CHECK, META_KEY, architectures,
                                         write_rediscovery_report)
-    from nas.report import exported_files
+    from nas.reports.search import exported_files
     from nas.retrain import retrain
 
     _, ledger = layout.open_run(folder.parent, folder.name)

@@ -1,10 +1,11 @@
-"""Ledger records and rebuilding a controller (or a middleware stack) by replaying them.
+"""Replay records and rebuilding a controller (or a middleware stack) by replaying them.
 
-A ledger is an ordered list of JSON records. A proposal record has `id` and `genome` (a genome
-dict); a result record has `id`, `status` (default "ok"), `reward` and optional `metrics`. A record
-with both a genome and a result stands for a proposal answered at once. Replaying re-runs the
-controller's own deterministic proposals, checks that they match, and feeds the results back in
-the same order, so the rebuilt controller continues exactly as the original.
+A history is an ordered list of JSON records (a search's SQLite ledger gives them out in this
+form). A proposal record has `id` and `genome` (a genome dict); a result record has `id`,
+`status` (default "ok"), `reward` and optional `metrics`. A record with both a genome and a
+result stands for a proposal answered at once. Replaying re-runs the controller's own
+deterministic proposals, checks that they match, and feeds the results back in the same order,
+so the rebuilt controller continues exactly as the original.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def replay(controller, history: Sequence[Mapping[str, Any]]) -> None:
 
 
 class Replayable:
-    """Rebuilding from a ledger, shared by controllers and middlewares."""
+    """Rebuilding from a history of records, shared by controllers and middlewares."""
 
     def replay(self, history: Sequence[Mapping[str, Any]]) -> None:
-        """Re-applies a ledger's proposal and result records in order."""
+        """Re-applies a history's proposal and result records in order."""
         replay(self, history)

@@ -1,0 +1,2 @@
+"""The `nas` subcommands: each module parses its arguments, calls the engine in `nas/` and
+prints; `nas.cli` gathers them."""
