@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ONEDNN_CONV := proxy_tasks/onednn/build/libonednn_conv.so
 
-.PHONY: venv search test mutation clean
+.PHONY: venv search test test-fast lint mutation clean
 
 venv: $(STAMP) $(ONEDNN_CONV)
 
@@ -20,8 +20,15 @@ $(ONEDNN_CONV): $(STAMP) proxy_tasks/onednn/conv.cc proxy_tasks/onednn/pool.cc p
 search: $(STAMP) $(ONEDNN_CONV)
 	$(VENV)/bin/nas search
 
-test: $(STAMP) $(ONEDNN_CONV)
+test: lint $(STAMP) $(ONEDNN_CONV)
 	$(PY) -m nas.preload -m pytest
+
+# Everything but the tests that start real processes (Ray, subprocesses): marker `slow`.
+test-fast: lint $(STAMP) $(ONEDNN_CONV)
+	$(PY) -m nas.preload -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # Mutation testing of the modules whose bugs silently change a search's results, each against its
 # own tests (pyproject.toml [tool.mutation.groups]; bench/results/mutation.md). Not part of `test`.

@@ -209,7 +209,7 @@ def main(argv=None) -> None:
               f"to 1.0 {summary['samples_to_1.0']} ({summary['reached_1.0']}), "
               f"{summary['ms_per_sample']:.2f} ms/sample", flush=True)
         if args.budget_curve is not None:
-            print(f"   best true reward (median, min-max) at " + ", ".join(
+            print("   best true reward (median, min-max) at " + ", ".join(
                 f"{c}: {s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f})"
                 for c, s in summary["best_reward_at"].items()), flush=True)
     text = json.dumps(report, indent=1)

@@ -13,9 +13,12 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional
 
 from search_space.genome import Genome
+
+if TYPE_CHECKING:  # the controllers load only where a history is rebuilt
+    from controllers.interface import Proposal
 
 LEDGER_FILE = "ledger.sqlite"
 

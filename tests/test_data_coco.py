@@ -3,7 +3,6 @@ real builder's features spec, read without TensorFlow; the seeded 7,392-style ho
 
 import io
 import json
-import os
 import shutil
 import sys
 

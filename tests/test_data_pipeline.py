@@ -7,7 +7,7 @@ import pytest
 
 from proxy_tasks.data import (AnchorConfig, ClassificationRecord, DetectionRecord, InputConfig,
                               classification_batches, detection_batches)
-from proxy_tasks.data.targets import assign_targets, encode
+from proxy_tasks.data.targets import assign_targets
 from proxy_tasks.data.transforms import MEAN, STD, flip_horizontally, normalize, resize_crop_pad
 from proxy_tasks.models.boxes import assign_targets as jax_assign_targets
 from proxy_tasks.models.boxes import decode_boxes

@@ -13,7 +13,7 @@ from nas.cli import main
 from proxy_tasks import fidelity
 from proxy_tasks.fidelity import (default_panel, kendall_tau, long_schedule, measure_fidelity,
                                   reliability, single_mutants)
-from proxy_tasks.presets import get_preset, with_overrides
+from proxy_tasks.presets import get_preset
 from search_space import (BlockSpec, builtin_spec, canonical_hash, distance, genome_from_spec,
                           get_space, validate_genome, write_spec)
 from tests.tiny_models import TINY_SPEC

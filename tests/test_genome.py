@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from search_space import (ADJUSTMENTS, BOTTLENECK, CONNECTIONS, MUTATIONS, ORDER, PROXY_SIZE, SPACES,
-                          BlockSpec, Genome, Scaling, SpecError, SpineNetSpec, builtin_spec, canonical_hash, crossover, decode, distance,
-                          genome_from_spec, get_space, mutate, num_decisions, random_genome,
-                          seed_genome, similarity, validate_genome)
+from search_space import (ADJUSTMENTS, BOTTLENECK, CONNECTIONS, MUTATIONS, ORDER, PROXY_SIZE,
+                          SPACES, BlockSpec, Genome, Scaling, SpecError, SpineNetSpec, builtin_spec,
+                          canonical_hash, crossover, decode, distance, genome_from_spec, get_space,
+                          mutate, num_decisions, random_genome, seed_genome, similarity,
+                          validate_genome)
 from search_space.distance import LEVELS, PARENTS, TYPES, decisions
 
 PAPER = get_space("spinenet-49")

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 from tests.test_sharded_training import train
+
+pytestmark = pytest.mark.slow  # real processes (Ray or subprocesses)
 
 ROOT = Path(__file__).resolve().parents[1]
 

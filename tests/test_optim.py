@@ -78,7 +78,8 @@ def test_adam_steps_by_the_normalized_gradient_and_decays_kernels_decoupled():
     grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 4.0), PARAMS)
     first, second = _updates(optimizer, [grads, grads])
     # Bias-corrected moments of a constant gradient g are g and g^2: each step is -rate * g/|g|
-    # (up to eps 1e-8 and float32's 1 - 0.999^t: rtol 5e-5), and kernels also lose rate * 0.1 * w (w = 2, then 2 - 0.5 - 0.1 = 1.4).
+    # (up to eps 1e-8 and float32's 1 - 0.999^t: rtol 5e-5), and kernels also lose rate * 0.1 * w
+    # (w = 2, then 2 - 0.5 - 0.1 = 1.4).
     rate = 0.25 * (1 + math.cos(math.pi / 10))
     np.testing.assert_allclose(first["conv"]["kernel"], -0.5 * (1 + 0.1 * 2), rtol=5e-5)
     np.testing.assert_allclose(second["conv"]["kernel"], -rate * (1 + 0.1 * 1.4), rtol=5e-5)

@@ -15,6 +15,8 @@ from search_space import (builtin_spec, canonical_hash, decisions, distance, gen
                           get_space, read_spec, similarity)
 from tests.search_helpers import nas_env, run, status_json
 
+pytestmark = pytest.mark.slow  # real processes (Ray or subprocesses)
+
 CHECK = "a controller check, not a training result"
 SPACE = get_space("spinenet-49")
 SEED, TARGET = (genome_of(name, SPACE, name) for name in ("resnet50-seed", "spinenet-49"))

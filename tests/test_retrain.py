@@ -9,6 +9,8 @@ import time
 import psutil
 import pytest
 
+pytestmark = pytest.mark.slow  # real processes (Ray or subprocesses)
+
 PARENT = """
 import subprocess, sys
 from nas.retrain import _die_with_parent

@@ -17,6 +17,8 @@ import pytest
 from nas.ledger import LEDGER_FILE
 from tests.search_helpers import ledger_counts, nas_env, run, start, status_json, wait_for
 
+pytestmark = pytest.mark.slow  # real processes (Ray or subprocesses)
+
 RAY = Path(sys.executable).with_name("ray")
 RAY_AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
 
@@ -61,7 +63,6 @@ def _runs_a_trial(node) -> bool:
                for child in psutil.Process(raylet.process.pid).children())
 
 
-@pytest.mark.slow
 def test_search_joins_a_cluster_started_as_the_readme_says(env, tmp_path):
     # A machine's token, made as the README says; `ray start --head` finds it and turns token
     # authentication on, and another node joins with RAY_AUTH_MODE=token.

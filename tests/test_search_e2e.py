@@ -17,6 +17,8 @@ from search_space import (backbone_cost, builtin_spec, canonical_hash, parse_spe
                           retinanet_head_cost)
 from tests.search_helpers import ledger_counts, nas_env, run, start, status_json, wait_for
 
+pytestmark = pytest.mark.slow  # real processes (Ray or subprocesses)
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):

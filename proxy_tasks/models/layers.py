@@ -4,7 +4,7 @@ matrix products there), batch norm, pooling, resizing."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Tuple
 
 import flax.linen as nn
 import jax

@@ -25,7 +25,8 @@ def command() -> list[str]:
 
     include, lib = prefix_dirs()
     return ["g++", "-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp",
-            "-isystem", str(include), "-isystem", jax.ffi.include_dir(), *map(str, SOURCES), "-o", str(LIBRARY),
+            "-isystem", str(include), "-isystem", jax.ffi.include_dir(), *map(str, SOURCES),
+            "-o", str(LIBRARY),
             f"-L{lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib}"]
 
 
