@@ -6,6 +6,8 @@ import pytest
 from controllers import (ALWAYS, FAILED, INFEASIBLE, Constraints, Dedup, Objective, RandomSearch,
                          RegularizedEvolution, detector_cost_fn, mnas_reward)
 from controllers.evolution import EvolutionConfig
+from controllers.interface import OK
+from controllers.middleware import Middleware
 from search_space import SPACES, random_genome, seed_genome
 from tests.controllers_helpers import SPACE, Scripted, drive, json_round_trip, reward_of
 
@@ -107,6 +109,70 @@ def test_dedup_answers_a_failure_from_the_cache():
     with pytest.raises(RuntimeError):
         dedup.propose()
     assert inner.num_results[FAILED] == 1 + dedup.cache_hits
+
+
+class Recorder(Middleware):
+    """Passes everything on, keeping each feedback call's arguments."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.calls = []
+
+    def feedback(self, proposal_id, reward=None, metrics=None, status=OK):
+        self.calls.append((proposal_id, reward, metrics, status))
+        super().feedback(proposal_id, reward, metrics, status)
+
+
+def test_dedup_hands_every_twin_the_whole_result_and_reports_it():
+    """A twin answered from the cache and two parked behind a running trial get its reward,
+    metrics and status; `on_duplicate` hears of each with its id, genome, hash and whether it
+    was answered from the cache."""
+    g0, g1 = GENOMES[:2]
+    seen = []
+    inner = Recorder(Scripted([g0, g1, g1, g0, g1, GENOMES[2]]))
+    dedup = Dedup(inner, on_duplicate=seen.append)
+    first, second = dedup.propose(), dedup.propose()
+    dedup.feedback(first.id, 0.5, {"ap": 0.5})
+    assert dedup.propose().genome == GENOMES[2]
+    assert dedup.num_parked == 2 and dedup.cache_hits == 1
+    dedup.feedback(second.id, None, {"error": "nan"}, FAILED)
+    assert inner.calls == [("scripted-0", 0.5, {"ap": 0.5}, OK),
+                           ("scripted-3", 0.5, {"ap": 0.5}, OK),
+                           ("scripted-1", None, {"error": "nan"}, FAILED),
+                           ("scripted-2", None, {"error": "nan"}, FAILED),
+                           ("scripted-4", None, {"error": "nan"}, FAILED)]
+    h0, h1 = dedup.hash_fn(g0), dedup.hash_fn(g1)
+    assert seen == [{"id": "scripted-2", "genome": g1, "hash": h1, "cached": False},
+                    {"id": "scripted-3", "genome": g0, "hash": h0, "cached": True},
+                    {"id": "scripted-4", "genome": g1, "hash": h1, "cached": False}]
+
+
+def test_dedup_state_keeps_the_parked_twins():
+    """Restored from a state taken while a twin waits, the running trial's result still
+    answers the twin."""
+    g0 = GENOMES[0]
+    original = Dedup(Scripted([g0, g0, GENOMES[1]]))
+    running = original.propose()
+    assert original.propose().genome == GENOMES[1] and original.parked
+    restored = Dedup(Scripted([g0, g0, GENOMES[1]]))
+    restored.load_state_dict(json_round_trip(original.state_dict()))
+    restored.feedback(running.id, 0.5)
+    assert restored.inner.learned == [(g0, 0.5), (g0, 0.5)] and not restored.parked
+
+
+def test_dedup_gives_up_after_max_attempts_duplicates_in_a_row():
+    """One attempt is the least allowed; by default 10000 duplicates in a row stop it."""
+    with pytest.raises(ValueError, match="max_attempts: must be >= 1, got 0"):
+        Dedup(Scripted(GENOMES), max_attempts=0)
+    once = Dedup(Scripted(GENOMES[:1]), max_attempts=1)
+    once.propose()
+    with pytest.raises(RuntimeError, match="proposed 1 already evaluated"):
+        once.propose()
+    assert once.num_parked == 1
+    default = Dedup(Scripted(GENOMES[:1]), hash_fn=lambda genome: "one network")
+    default.propose()
+    with pytest.raises(RuntimeError, match="proposed 10000 already evaluated"):
+        default.propose()
 
 
 def test_stack_state_round_trip_and_replay():
