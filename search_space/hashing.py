@@ -52,6 +52,13 @@ def _refine(labels, edges) -> List[str]:
         colours = refined
 
 
+def _encoding(labels, edges, order) -> str:
+    """The network as JSON with its nodes numbered in `order`: their labels, then the edges."""
+    rank = {node: r for r, node in enumerate(order)}
+    return json.dumps([[labels[n] for n in sorted(rank, key=rank.get)],
+                       sorted([rank[u], rank[v], kind] for u, v, kind in edges)])
+
+
 def canonical_form(spec: SpineNetSpec) -> str:
     """The least encoding of the network over all node orders consistent with its colours."""
     labels, edges = network(spec)
@@ -60,14 +67,8 @@ def canonical_form(spec: SpineNetSpec) -> str:
     orders = math.prod(math.factorial(len(g)) for g in groups)
     if orders > MAX_TIE_ORDERS:
         raise ValueError(f"canonical_form: {orders} tie orders exceed {MAX_TIE_ORDERS}")
-    best = None
-    for choice in itertools.product(*(itertools.permutations(g) for g in groups)):
-        rank = {node: r for r, node in enumerate(itertools.chain.from_iterable(choice))}
-        encoding = json.dumps([[labels[n] for n in sorted(rank, key=rank.get)],
-                               sorted([rank[u], rank[v], kind] for u, v, kind in edges)])
-        if best is None or encoding < best:
-            best = encoding
-    return best
+    return min(_encoding(labels, edges, itertools.chain.from_iterable(choice))
+               for choice in itertools.product(*(itertools.permutations(g) for g in groups)))
 
 
 def canonical_hash(spec: SpineNetSpec) -> str:
