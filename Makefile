@@ -1,11 +1,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-ONEDNN_CONV := proxy_tasks/onednn/build/libonednn_conv.so
+CPU_KERNELS := proxy_tasks/cpu_kernels/build/libcpu_kernels.so
 
 .PHONY: venv search test test-fast lint mutation clean
 
-venv: $(STAMP) $(ONEDNN_CONV)
+venv: $(STAMP) $(CPU_KERNELS)
 
 $(STAMP): setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,18 +13,18 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# oneDNN convolutions for the CPU (skipped with a message where g++ or oneDNN is missing)
-$(ONEDNN_CONV): $(STAMP) proxy_tasks/onednn/conv.cc proxy_tasks/onednn/pool.cc proxy_tasks/onednn/norm.cc proxy_tasks/onednn/common.h proxy_tasks/onednn/build.py
-	$(PY) -m proxy_tasks.onednn.build
+# The CPU kernels: oneDNN convolutions, hand-written batch norm and max-pool (skipped with a message where g++ or oneDNN is missing)
+$(CPU_KERNELS): $(STAMP) proxy_tasks/cpu_kernels/conv.cc proxy_tasks/cpu_kernels/pool.cc proxy_tasks/cpu_kernels/norm.cc proxy_tasks/cpu_kernels/common.h proxy_tasks/cpu_kernels/build.py
+	$(PY) -m proxy_tasks.cpu_kernels.build
 
-search: $(STAMP) $(ONEDNN_CONV)
+search: $(STAMP) $(CPU_KERNELS)
 	$(VENV)/bin/nas search
 
-test: lint $(STAMP) $(ONEDNN_CONV)
+test: lint $(STAMP) $(CPU_KERNELS)
 	$(PY) -m nas.preload -m pytest
 
 # Everything but the tests that start real processes (Ray, subprocesses): marker `slow`.
-test-fast: lint $(STAMP) $(ONEDNN_CONV)
+test-fast: lint $(STAMP) $(CPU_KERNELS)
 	$(PY) -m nas.preload -m pytest -m "not slow"
 
 lint: $(STAMP)
@@ -32,8 +32,8 @@ lint: $(STAMP)
 
 # Mutation testing of the modules whose bugs silently change a search's results, each against its
 # own tests (pyproject.toml [tool.mutation.groups]; bench/results/mutation.md). Not part of `test`.
-mutation: $(STAMP) $(ONEDNN_CONV)
+mutation: $(STAMP) $(CPU_KERNELS)
 	$(PY) bench/mutation.py --fresh
 
 clean:
-	rm -rf $(VENV) build *.egg-info proxy_tasks/onednn/build
+	rm -rf $(VENV) build *.egg-info proxy_tasks/cpu_kernels/build

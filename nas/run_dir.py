@@ -19,7 +19,7 @@ TENSORBOARD_DIR = "tensorboard"
 REPORT_FILE = "report.md"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # The sources a reward depends on, under `SOURCE_ROOT`: the proxy (its Python and the C++ of
-# its kernels, `proxy_tasks/onednn`, whose build flags are in its build.py), the search space,
+# its kernels, `proxy_tasks/cpu_kernels`, whose build flags are in its build.py), the search space,
 # and the trial that averages its seeds (and the message naming what it averages). AP moves with
 # float rounding, so any change here makes rewards of two runs incomparable.
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def code_version(proxy_config: Mapping) -> str:
     config, JAX's version and the CPU convolution path (with oneDNN's version where that is
     oneDNN: the paths round differently); and that path, the one taken, not just the one
     `NAS_CPU_CONV` asks for."""
-    from proxy_tasks.onednn.ops import cpu_path
+    from proxy_tasks.cpu_kernels.ops import cpu_path
 
     digest = hashlib.sha256()
     for path in versioned_files():

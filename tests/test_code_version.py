@@ -9,7 +9,7 @@ import pytest
 from nas import run_dir
 from nas.commands import status as status_cmd
 from nas.cli import main
-from proxy_tasks.onednn import ops
+from proxy_tasks.cpu_kernels import ops
 from tests.test_search_state import config, run
 
 PROXY = {"epochs": 1}
@@ -36,8 +36,8 @@ def flip_byte(path, offset):
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("source", ["proxy_tasks/onednn/norm.cc", "proxy_tasks/onednn/common.h",
-                                    "proxy_tasks/onednn/build.py", "nas/trainable.py",
+@pytest.mark.parametrize("source", ["proxy_tasks/cpu_kernels/norm.cc", "proxy_tasks/cpu_kernels/common.h",
+                                    "proxy_tasks/cpu_kernels/build.py", "nas/trainable.py",
                                     "nas/trial_messages.py"])
 def test_one_byte_of_a_source_changes_the_version(tree, source, monkeypatch):
     copied = run_dir.code_version(PROXY)
@@ -53,8 +53,8 @@ def test_one_byte_of_a_source_changes_the_version(tree, source, monkeypatch):
 
 def test_a_file_that_cannot_change_a_reward_leaves_the_version(tree):
     before = run_dir.code_version(PROXY)
-    (tree / "proxy_tasks" / "onednn" / "build").mkdir()
-    (tree / "proxy_tasks" / "onednn" / "build" / "libonednn_conv.so").write_bytes(b"\0" * 64)
+    (tree / "proxy_tasks" / "cpu_kernels" / "build").mkdir()
+    (tree / "proxy_tasks" / "cpu_kernels" / "build" / "libcpu_kernels.so").write_bytes(b"\0" * 64)
     (tree / "proxy_tasks" / "notes.txt").write_text("not code")
     assert run_dir.code_version(PROXY) == before
 

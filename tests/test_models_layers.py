@@ -11,7 +11,7 @@ from proxy_tasks.models.layers import (BatchNorm, Conv, ConvBN, batch_norm_train
                                       upsample_to)
 from proxy_tasks.models.options import ModelOptions
 from proxy_tasks.models.spinenet import Block
-from proxy_tasks.onednn.ops import library
+from proxy_tasks.cpu_kernels.ops import library
 
 # BN's statistics and gradient are XLA's passes on the `xla` path, the extension's hand-written
 # kernels (a custom call each) on the `onednn` path.

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from proxy_tasks import onednn
+from proxy_tasks import cpu_kernels
 from proxy_tasks.models.options import DEFAULT_KERNEL_INIT, GROUP_CHANNELS, ModelOptions
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -74,7 +74,7 @@ few_channel_conv.defvjp(_few_channel_conv_fwd, _few_channel_conv_bwd)
 class Conv(nn.Module):
     """A k x k SAME convolution with a float32 kernel, computed in `dtype`.
 
-    Convolutions run through oneDNN where `onednn.enabled` says so. Otherwise a 1x1 stride-1
+    Convolutions run through oneDNN where `cpu_kernels.enabled` says so. Otherwise a 1x1 stride-1
     convolution is a `dot_general` over the channel axis (on XLA's CPU backend that avoids the
     transposes its convolution emitter inserts for the kernel gradient), and one of a
     few-channel input is `few_channel_conv`.
@@ -93,8 +93,8 @@ class Conv(nn.Module):
         k, cin = self.kernel_size, x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (k, k, cin, self.features), jnp.float32)
         x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-        if onednn.enabled(self.dtype):
-            y = onednn.conv(x, kernel, self.strides)
+        if cpu_kernels.enabled(self.dtype):
+            y = cpu_kernels.conv(x, kernel, self.strides)
         elif k == 1 and self.strides == 1:
             y = lax.dot_general(x, kernel.reshape(cin, self.features), (((x.ndim - 1,), (0,)), ((), ())))
         elif cin <= FEW_CHANNELS:
@@ -127,7 +127,7 @@ def batch_norm_train(x, scale, offset, epsilon: float, relu: bool = False):
     channel's mean is 100 times its spread (a coarse level's few values per channel at a small
     batch: gradient errors of 10-20%). The hand-written gradient (two per-channel sums, one
     multiply-add per element) traces and compiles faster than autodiff's. Where
-    `onednn.enabled` says so, the statistics and the gradient are one custom call each, over
+    `cpu_kernels.enabled` says so, the statistics and the gradient are one custom call each, over
     both threads (fewer passes over the map than XLA's), the ReLU's gradient folded into BN's.
     The mean and variance only feed the moving averages: their cotangents are ignored.
     """
@@ -143,8 +143,8 @@ def _multiplier(scale, var, epsilon):
 
 
 def _batch_norm_train_fwd(x, scale, offset, epsilon, relu):
-    if onednn.enabled(x.dtype):
-        mean, var = onednn.batch_norm_statistics(x)
+    if cpu_kernels.enabled(x.dtype):
+        mean, var = cpu_kernels.batch_norm_statistics(x)
         centered = _centered(x, mean)
     else:
         count = x.size // x.shape[-1]
@@ -162,9 +162,9 @@ def _batch_norm_train_fwd(x, scale, offset, epsilon, relu):
 def _batch_norm_train_bwd(epsilon, relu, residuals, cotangents):
     x, scale, offset, mean, var = residuals
     g = cotangents[0]
-    if onednn.enabled(x.dtype):
+    if cpu_kernels.enabled(x.dtype):
         mask = (_multiplier(scale, var, epsilon), offset) if relu else None
-        return onednn.batch_norm_grad(x, g, scale, mean, var, epsilon, mask)
+        return cpu_kernels.batch_norm_grad(x, g, scale, mean, var, epsilon, mask)
     inv_std = lax.rsqrt(var + epsilon)
     multiplier = scale * inv_std
     gf, centered = g.astype(jnp.float32), _centered(x, mean)
@@ -254,8 +254,8 @@ POOL_WINDOW, POOL_STRIDE = 3, 2
 
 def max_pool(x):
     """3x3 stride-2 SAME max-pooling of an NHWC map, as the reference's MaxPool2D: through oneDNN
-    where `onednn.enabled` says so, else `xla_max_pool`."""
-    return onednn.max_pool(x) if onednn.enabled(x.dtype) else xla_max_pool(x)
+    where `cpu_kernels.enabled` says so, else `xla_max_pool`."""
+    return cpu_kernels.max_pool(x) if cpu_kernels.enabled(x.dtype) else xla_max_pool(x)
 
 
 @jax.custom_vjp

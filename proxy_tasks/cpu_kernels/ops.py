@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-LIBRARY = Path(__file__).resolve().parent / "build" / "libonednn_conv.so"  # made by `build`
+LIBRARY = Path(__file__).resolve().parent / "build" / "libcpu_kernels.so"  # made by `build`
 SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvInputGrad",
            "conv_kernel_grad": "OnednnConvKernelGrad", "max_pool_forward": "OnednnMaxPoolForward",
            "max_pool_backward": "OnednnMaxPoolBackward",

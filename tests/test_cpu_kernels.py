@@ -9,11 +9,11 @@ import pytest
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from proxy_tasks import onednn
+from proxy_tasks import cpu_kernels
+from proxy_tasks.cpu_kernels.ops import library
 from proxy_tasks.mesh import make_mesh
 from proxy_tasks.models import ModelOptions, build_model, init_variables
 from proxy_tasks.models.layers import NHWC, Conv
-from proxy_tasks.onednn.ops import library
 from tests.tiny_models import TINY_SPEC
 
 pytestmark = pytest.mark.skipif(library() is None, reason="oneDNN extension not built")
@@ -82,7 +82,7 @@ def test_forward_and_both_gradients_equal_xla(n, h, w, cin, k, cout, strides):
     x = jnp.asarray(rng.normal(size=(n, h, w, cin)), jnp.float32)
     kernel = jnp.asarray(rng.normal(size=(k, k, cin, cout)), jnp.float32)
     g = jnp.asarray(rng.normal(size=(n, -(-h // strides), -(-w // strides), cout)), jnp.float32)
-    ours = jax.jit(value_and_grads, static_argnums=(0, 4))(onednn.conv, x, kernel, g, strides)
+    ours = jax.jit(value_and_grads, static_argnums=(0, 4))(cpu_kernels.conv, x, kernel, g, strides)
     reference = jax.jit(value_and_grads, static_argnums=(0, 4))(xla_conv, x, kernel, g, strides)
     for a, b in zip(ours, reference):
         assert a.shape == b.shape
@@ -96,10 +96,10 @@ def test_max_pool_and_gradient_equal_autodiff(shape):
     x = jnp.asarray(np.random.default_rng(0).integers(0, 3, shape), jnp.float32)
     reference = lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME")
     weights = jnp.asarray(np.random.default_rng(1).normal(size=reference(x).shape), jnp.float32)
-    grad_fn = jax.jit(jax.grad(lambda x: jnp.sum(onednn.max_pool(x) * weights)))
+    grad_fn = jax.jit(jax.grad(lambda x: jnp.sum(cpu_kernels.max_pool(x) * weights)))
     assert "onednn_max_pool_backward" in grad_fn.lower(x).as_text()
     grad = grad_fn(x)
-    np.testing.assert_array_equal(jax.jit(onednn.max_pool)(x), reference(x))
+    np.testing.assert_array_equal(jax.jit(cpu_kernels.max_pool)(x), reference(x))
     expected = jax.grad(lambda x: jnp.sum(reference(x) * weights))(x)
     np.testing.assert_array_equal(grad != 0, expected != 0)  # routed to the same inputs
     np.testing.assert_allclose(grad, expected, rtol=1e-6)  # sums of overlaps may differ in order
@@ -118,12 +118,12 @@ def test_layer_routes_1x1_convolutions_by_path(monkeypatch, path, used, unused):
 
 def test_convolutions_run_through_onednn_unless_told_otherwise(monkeypatch):
     monkeypatch.delenv("NAS_CPU_CONV", raising=False)
-    assert onednn.enabled(jnp.float32) and not onednn.enabled(jnp.bfloat16)
+    assert cpu_kernels.enabled(jnp.float32) and not cpu_kernels.enabled(jnp.bfloat16)
     monkeypatch.setenv("NAS_CPU_CONV", "xla")
-    assert not onednn.enabled(jnp.float32)
+    assert not cpu_kernels.enabled(jnp.float32)
     monkeypatch.setenv("NAS_CPU_CONV", "mkl")
     with pytest.raises(ValueError, match=r"NAS_CPU_CONV: 'mkl' is not one of \('onednn', 'xla'\)"):
-        onednn.enabled(jnp.float32)
+        cpu_kernels.enabled(jnp.float32)
 
 
 def backbone_loss_and_grads(monkeypatch, path):
@@ -160,7 +160,7 @@ def test_sharded_batch_gives_the_single_device_result():
     kernel = jnp.asarray(rng.normal(size=(3, 3, 16, 8)), jnp.float32)
 
     def loss(x, kernel):
-        return jnp.sum(jnp.square(onednn.conv(x, kernel, 1)))
+        return jnp.sum(jnp.square(cpu_kernels.conv(x, kernel, 1)))
 
     grads = jax.jit(jax.value_and_grad(loss, (0, 1)))
     single = grads(x, kernel)

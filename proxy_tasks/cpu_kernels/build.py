@@ -1,5 +1,5 @@
 """Compiles the oneDNN convolution, max-pool and batch-norm custom calls (`conv.cc`, `pool.cc`,
-`norm.cc`) against the oneDNN wheels and XLA's FFI headers: `python -m proxy_tasks.onednn.build`
+`norm.cc`) against the oneDNN wheels and XLA's FFI headers: `python -m proxy_tasks.cpu_kernels.build`
 (the Makefile runs it after installing)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from proxy_tasks.onednn.ops import LIBRARY
+from proxy_tasks.cpu_kernels.ops import LIBRARY
 
 SOURCES = [Path(__file__).resolve().parent / name for name in ("conv.cc", "pool.cc", "norm.cc")]
 

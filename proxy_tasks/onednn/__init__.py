@@ -1,6 +1,0 @@
-"""oneDNN convolutions and max-pooling, and hand-written batch norm kernels, for XLA's CPU backend
-(issue 19): FFI custom calls built by `build`."""
-
-from proxy_tasks.onednn.ops import batch_norm_grad, batch_norm_statistics, conv, enabled, max_pool
-
-__all__ = ["batch_norm_grad", "batch_norm_statistics", "conv", "enabled", "max_pool"]
