@@ -13,7 +13,7 @@ A group folder is kept for the next run: mutmut then tests only the functions th
 this script retests the mutants that survived before (mutmut keeps a survivor's verdict even when
 a test was added). `--fresh` deletes the folders first. Prints per group its wall time and per
 module the kill rate ((killed + timed out) / mutants); writes the table and every survivor's diff
-to `mutants/report.md`.
+to `mutants/report.md`; `--report` only writes that, from the verdicts the folders hold.
 """
 
 from __future__ import annotations
@@ -125,17 +125,27 @@ def run_group(folder: Path, patterns: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def diff(folder: Path, name: str) -> str:
-    return subprocess.run([str(MUTMUT), "show", name], cwd=folder, capture_output=True,
-                          text=True).stdout.strip()
+# Prints {mutant name: diff} for the {mutant name: module path} read from stdin (run in the
+# group's folder; one process for all, as `mutmut show` takes seconds per mutant).
+DIFFS = """import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+print(json.dumps({n: get_diff_for_mutant(n, path=p) for n, p in json.load(sys.stdin).items()}))"""
+
+
+def diffs(folder: Path, paths: dict) -> dict:
+    """{mutant name: its diff} for the {mutant name: module path} given."""
+    out = subprocess.run([sys.executable, "-c", DIFFS], cwd=folder, input=json.dumps(paths),
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
 
 
 def report(groups_run: dict, seconds: dict) -> str:
     """Markdown: the kill rate per module, then each survivor's diff."""
     rows = ["| module | mutants | killed | timeout | survived | no tests | kill rate |",
             "|---|---:|---:|---:|---:|---:|---:|"]
-    survivors = []
+    survivors = {}
     for group, folder in groups_run.items():
+        survived = {}
         for path, codes in verdicts(folder).items():
             counts = Counter(status(c) for c in codes.values())
             tested = sum(counts.values()) - counts["not run"] - counts["skipped"]
@@ -144,12 +154,13 @@ def report(groups_run: dict, seconds: dict) -> str:
             rate = (counts["killed"] + counts["timeout"]) / tested
             rows.append(f"| {path} | {tested} | {counts['killed']} | {counts['timeout']} | "
                         f"{counts['survived']} | {counts['no tests']} | {rate:.1%} |")
-            survivors += [(folder, n) for n, c in codes.items()
-                          if status(c) in ("survived", "no tests", "other")]
+            survived.update({n: path for n, c in codes.items()
+                             if status(c) in ("survived", "no tests", "other")})
+        survivors.update(diffs(folder, survived))
     times = [f"{group}: {seconds[group] / 60:.1f} min" for group in seconds]
-    text = "\n".join(rows) + "\n\nWall time: " + ", ".join(times) + "\n"
-    text += "".join(f"\n### {name}\n\n```diff\n{diff(folder, name)}\n```\n"
-                    for folder, name in survivors)
+    text = "\n".join(rows) + "\n\nWall time: " + (", ".join(times) or "(not run now)") + "\n"
+    text += "".join(f"\n### {name}\n\n```diff\n{change}\n```\n"
+                    for name, change in survivors.items())
     return text
 
 
@@ -157,12 +168,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("targets", nargs="*", metavar="GROUP|MODULE")
     parser.add_argument("--fresh", action="store_true", help="delete the groups' folders first")
+    parser.add_argument("--report", action="store_true",
+                        help="only report the verdicts the groups' folders hold")
     args = parser.parse_args()
     common, groups = load_settings()
     chosen = select(groups, args.targets)
     seconds, folders = {}, {}
     for group, patterns in chosen.items():
         folder = folders[group] = WORK / group
+        if args.report:
+            continue
         if args.fresh:
             shutil.rmtree(folder, ignore_errors=True)
         prepare(folder, common, groups[group])
