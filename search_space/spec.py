@@ -110,21 +110,19 @@ class SpineNetSpec:
         Model Garden compares map widths; we compare levels, which agree for every input wider
         than 64 px and keep the architecture independent of the input size.
         """
-        consumers = [0] * self.num_features
+        consumed = set()
         levels = [STEM_LEVEL] * self.num_stem_blocks + [b.level for b in self.blocks]
         channels = ([self.scaling.block_channels(STEM_LEVEL, BOTTLENECK)] * self.num_stem_blocks
                     + [self.scaling.block_channels(b.level, b.block_fn) for b in self.blocks])
         merges = {}
         for k, block in enumerate(self.blocks):
-            for parent in block.input_offsets:
-                consumers[parent] += 1
+            consumed.update(block.input_offsets)
             if block.is_output:
                 target_in = self.scaling.block_channels(block.level, block.block_fn)
                 extra = tuple(f for f in range(self.feature_index(k))
-                              if consumers[f] == 0 and levels[f] == block.level
+                              if f not in consumed and levels[f] == block.level
                               and channels[f] == target_in)
-                for f in extra:
-                    consumers[f] += 1
+                consumed.update(extra)
                 merges[k] = extra
         return merges
 

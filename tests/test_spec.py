@@ -27,11 +27,39 @@ def _with_block(k, **changes):
     (2, dict(is_output="yes"), "block 2: is_output must be a boolean"),
     (12, dict(level=4), "block 12: output level 4 already produced by block 10"),
     (12, dict(level=2), "block 12: output level 2 is outside the output levels 3..7"),
+    (3, dict(input_offsets=(2, "4")), "block 3: parent '4' is not an integer"),
+    (3, dict(input_offsets=(True, 2)), "block 3: parent True is not an integer"),
 ])
 def test_rejections_name_block_and_rule(k, changes, message):
     with pytest.raises(SpecError) as err:
         SpineNetSpec(blocks=_with_block(k, **changes))
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(blocks=list(SPINENET_49_BLOCKS[:3]) + ["block"] + list(SPINENET_49_BLOCKS[4:])),
+     "block 3: expected a BlockSpec, got 'block'"),
+    (dict(blocks=()), "blocks: a spec needs at least one block"),
+    (dict(num_stem_blocks=2.0), "num_stem_blocks: expected an integer, got 2.0"),
+    (dict(num_stem_blocks=1), "num_stem_blocks: must be >= 2, got 1"),
+    (dict(min_level=True), "min_level: expected an integer, got True"),
+    (dict(max_level="7"), "max_level: expected an integer, got '7'"),
+    (dict(scaling=(256, 1.0, 0.5, 1)), r"scaling: expected a Scaling, got \(256, 1.0, 0.5, 1\)"),
+])
+def test_spec_rejections_name_the_field(fields, message):
+    with pytest.raises(SpecError, match=message):
+        SpineNetSpec(**{"blocks": SPINENET_49_BLOCKS, **fields})
+
+
+def test_one_output_level_at_the_lowest_level_is_a_range():
+    """min_level = max_level = 1 (the lowest block level): one output block."""
+    spec = SpineNetSpec(blocks=[BlockSpec(1, "bottleneck", (0, 1), True)], min_level=1, max_level=1)
+    assert spec.output_blocks() == {1: 0}
+
+
+def test_missing_top_output_level_is_rejected():
+    with pytest.raises(SpecError, match=r"no output block for level\(s\) \[7\]"):
+        SpineNetSpec(blocks=_with_block(13, is_output=False))
 
 
 def test_missing_output_level_is_rejected():
@@ -52,6 +80,25 @@ def test_scaling_rejections(field, value, message):
         Scaling(**{field: value})
 
 
+@pytest.mark.parametrize("fields, message", [
+    (dict(block_repeats=2.0), "block_repeats: expected an integer, got 2.0"),
+    (dict(filter_size_scale=True), "filter_size_scale: must be a positive number, got True"),
+    # The narrowest level (L1, 32 filters) at 1/64 scale would have half a filter.
+    (dict(filter_size_scale=1 / 64), "filter_size_scale: 0.015625 leaves a level with no filters"),
+    # L1 at half scale has 16 filters; 1/32 of them in the resampling conv is half a filter.
+    (dict(filter_size_scale=0.5, resample_alpha=1 / 32),
+     "resample_alpha: 0.03125 leaves a resampling conv with no filters"),
+])
+def test_scaling_rejections_name_the_rule(fields, message):
+    with pytest.raises(SpecError, match=message):
+        Scaling(**fields)
+
+
+def test_scaling_limits_allow_one_filter():
+    """One endpoint filter; 1/32 scale leaves L1 exactly one filter, alpha 1 keeps it."""
+    assert Scaling(endpoints_num_filters=1, filter_size_scale=1 / 32, resample_alpha=1.0).filters(1) == 1
+
+
 def test_levels_must_be_a_range():
     with pytest.raises(SpecError, match="min_level/max_level: 5..4"):
         SpineNetSpec(blocks=SPINENET_49_BLOCKS, min_level=5, max_level=4)
@@ -60,6 +107,7 @@ def test_levels_must_be_a_range():
 def test_specs_are_frozen_and_blocks_are_tuples():
     spec = builtin_spec("spinenet-49")
     assert isinstance(spec.blocks, tuple) and len(spec.blocks) == 15
+    assert SpineNetSpec(blocks=list(SPINENET_49_BLOCKS)).blocks == SPINENET_49_BLOCKS
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.min_level = 2
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -85,6 +133,14 @@ def test_dangling_rule_merges_feature_11_into_block_12():
 def test_dangling_rule_requires_matching_channels():
     blocks = _with_block(9, block_fn="residual")  # feature 11 becomes C wide, block 12 wants 4C
     assert SpineNetSpec(blocks=blocks).dangling_merges()[12] == ()
+
+
+def test_dangling_rule_merges_an_unconsumed_stem_into_a_level_2_output():
+    """Three stems (4 x 64 channels at L2); the one L2 bottleneck output (4 x 64) reads stems 0
+    and 1, so stem 2 is added to it."""
+    spec = SpineNetSpec(blocks=[BlockSpec(2, "bottleneck", (0, 1), True)], num_stem_blocks=3,
+                        min_level=2, max_level=2)
+    assert spec.dangling_merges() == {0: (2,)}
 
 
 def test_block_spec_is_plain_data():
