@@ -76,27 +76,24 @@ def from_json_data(data: dict) -> SpineNetSpec:
     blocks = data.get("blocks")
     if not isinstance(blocks, list):
         raise SpecError(f"blocks: expected a list, got {blocks!r}")
-    return SpineNetSpec(
-        blocks=tuple(_block_from_dict(k, b) for k, b in enumerate(blocks)),
-        num_stem_blocks=data.get("num_stem_blocks", 2),
-        min_level=data.get("min_level", 3),
-        max_level=data.get("max_level", 7),
-        scaling=Scaling(**scaling))
+    # A field left out takes SpineNetSpec's default.
+    layout = {key: data[key] for key in ("num_stem_blocks", "min_level", "max_level") if key in data}
+    return SpineNetSpec(blocks=tuple(_block_from_dict(k, b) for k, b in enumerate(blocks)),
+                        scaling=Scaling(**scaling), **layout)
 
 
-def from_model_garden(rows, num_stem_blocks: int = 2, min_level: int = 3, max_level: int = 7,
-                      scaling: Scaling = Scaling()) -> SpineNetSpec:
+def from_model_garden(rows, scaling: Scaling) -> SpineNetSpec:
+    """Model Garden's list: SpineNetSpec's stem and levels, the given scaling."""
     if not isinstance(rows, (list, tuple)):
         raise SpecError(f"block_specs: expected a list of tuples, got {type(rows).__name__}")
     return SpineNetSpec(blocks=tuple(_block_from_tuple(k, r) for k, r in enumerate(rows)),
-                        num_stem_blocks=num_stem_blocks, min_level=min_level, max_level=max_level,
                         scaling=scaling)
 
 
 def _literal(text: str):
     """A Python literal, optionally assigned to one name (`SPECS = [...]`), parsed safely."""
     try:
-        tree = ast.parse(text, mode="exec")
+        tree = ast.parse(text)
     except SyntaxError as err:
         raise SpecError(f"spec file: neither JSON nor a Python literal ({err.msg}, line {err.lineno})")
     if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Expr, ast.Assign)):
@@ -118,7 +115,7 @@ def parse_spec_text(text: str, scaling: Scaling = Scaling()) -> SpineNetSpec:
         data = _literal(text)
     if isinstance(data, dict):
         return from_json_data(data)
-    return from_model_garden(data, scaling=scaling)
+    return from_model_garden(data, scaling)
 
 
 def read_spec(path: Union[str, Path], scaling: Scaling = Scaling()) -> SpineNetSpec:

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from search_space import (SpecError, builtin_spec, decode, get_space, parse_spec_text,
-                          random_genome, read_spec, to_json, to_model_garden, write_spec)
+from search_space import (BlockSpec, SpecError, SpineNetSpec, builtin_spec, decode, get_space,
+                          parse_spec_text, random_genome, read_spec, to_json, to_model_garden,
+                          write_spec)
 from search_space.builtins import MODEL_SIZES
 
 
@@ -64,7 +65,16 @@ def test_json_has_version_and_scaling():
      "scaling.alpha: unknown field"),
     ('{"format": "spinenet-spec", "version": 1, "scaling": {"block_repeats": 0}, "blocks": []}',
      "block_repeats: must be >= 1"),
-    ('"just a string"', "block_specs: expected a list of tuples"),
+    ('"just a string"', "block_specs: expected a list of tuples, got str"),
+    ('{"format": "yaml"}', "format: expected 'spinenet-spec', got 'yaml'"),
+    ('{"format": "spinenet-spec", "version": "1"}', "version: this reader knows version 1, got '1'"),
+    ('{"format": "spinenet-spec", "version": 1, "scaling": [1], "blocks": []}',
+     r"scaling: expected an object, got \[1\]"),
+    ('{"format": "spinenet-spec", "version": 1, "blocks": "none"}', "blocks: expected a list, got 'none'"),
+    ('{"format": "spinenet-spec", "version": 1, "blocks": [{"level": 3, "block_fn": "bottleneck", '
+     '"input_offsets": 1, "is_output": true}]}', "block 0: input_offsets must be a pair"),
+    ("a = [(2, 'bottleneck', (0, 1), False)]\nb = 1",
+     r"^spec file: expected one list of block tuples \(optionally `NAME = \[...\]`\)$"),
 ])
 def test_bad_spec_files_are_rejected_with_the_field(text, message):
     with pytest.raises(SpecError, match=message):
@@ -80,3 +90,56 @@ def test_read_spec_names_the_file(tmp_path):
         read_spec(tmp_path / "missing.json")
     with pytest.raises(SpecError, match="format: unknown spec format 'yaml'"):
         write_spec(builtin_spec("spinenet-49"), tmp_path / "x", fmt="yaml")
+
+
+def test_json_text_is_indented_by_two_and_ends_with_a_newline():
+    """The file people read and diff: two-space indents, a final newline."""
+    spec = SpineNetSpec(blocks=[BlockSpec(3, "bottleneck", (0, 1), True)], min_level=3, max_level=3)
+    assert to_json(spec, name="tiny") == """{
+  "format": "spinenet-spec",
+  "version": 1,
+  "name": "tiny",
+  "num_stem_blocks": 2,
+  "min_level": 3,
+  "max_level": 3,
+  "scaling": {
+    "endpoints_num_filters": 256,
+    "filter_size_scale": 1.0,
+    "resample_alpha": 0.5,
+    "block_repeats": 1
+  },
+  "blocks": [
+    {
+      "level": 3,
+      "block_fn": "bottleneck",
+      "input_offsets": [
+        0,
+        1
+      ],
+      "is_output": true
+    }
+  ]
+}
+"""
+
+
+def test_json_layout_fields_are_read_and_default_to_the_spec_defaults():
+    """Three stems and one level-2 output are read back; a file without them gets 2 stems and
+    levels 3..7, as SpineNetSpec does."""
+    odd = SpineNetSpec(blocks=[BlockSpec(2, "bottleneck", (0, 1), True)], num_stem_blocks=3,
+                       min_level=2, max_level=2)
+    assert parse_spec_text(to_json(odd)) == odd
+    data = json.loads(to_json(builtin_spec("spinenet-49")))
+    for key in ("num_stem_blocks", "min_level", "max_level", "scaling", "name"):
+        del data[key]
+    assert parse_spec_text(json.dumps(data)) == SpineNetSpec(blocks=builtin_spec("spinenet-49").blocks)
+
+
+def test_files_are_written_as_json_by_default_and_read_with_the_given_scaling(tmp_path):
+    spec = builtin_spec("spinenet-96")
+    write_spec(spec, tmp_path / "a.json", name="ninety-six")
+    assert json.loads((tmp_path / "a.json").read_text())["name"] == "ninety-six"
+    assert read_spec(tmp_path / "a.json") == spec
+    write_spec(spec, tmp_path / "a.py", fmt="model_garden")
+    assert read_spec(tmp_path / "a.py", spec.scaling) == spec
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.py"]
