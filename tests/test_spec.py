@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from search_space import BlockSpec, Scaling, SpecError, SpineNetSpec, builtin_spec
+from search_space import BlockSpec, Scaling, SpecError, SpineNetSpec, builtin_spec, model_size
 from search_space.builtins import SPINENET_49_BLOCKS
 
 
@@ -120,8 +120,15 @@ def test_builtin_models_share_blocks_and_differ_in_scaling():
     assert all(s.blocks == SPINENET_49_BLOCKS for s in specs)
     assert [s.scaling.block_repeats for s in specs] == [1, 1, 2, 3, 4]
     assert [s.scaling.endpoints_num_filters for s in specs] == [128, 256, 256, 256, 512]
-    with pytest.raises(KeyError, match="unknown model 'spinenet-50'"):
+    with pytest.raises(KeyError, match="unknown model 'spinenet-50'; built-in models: "
+                                       "spinenet-49s, spinenet-49, spinenet-96, spinenet-143, "
+                                       "spinenet-190, resnet50-seed"):
         builtin_spec("spinenet-50")
+
+
+def test_the_seed_takes_spinenet49s_row_of_the_scaling_table():
+    assert model_size("resnet50-seed") == model_size("spinenet-49")
+    assert model_size("resnet50-seed").scaling == Scaling(256, 1.0, 0.5, 1)
 
 
 def test_dangling_rule_merges_feature_11_into_block_12():
