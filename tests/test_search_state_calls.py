@@ -2,6 +2,7 @@
 proposals, epochs, crashed trials, requeued and re-run trials, checkpoints and the end of
 proposals; cheap runs of a few trials."""
 
+import dataclasses
 import json
 
 import pytest
@@ -139,3 +140,25 @@ def test_a_controller_with_nothing_left_ends_the_proposals(tmp_path, monkeypatch
     monkeypatch.setattr(state.stack, "propose", lambda: pytest.fail("asked again"))
     assert state.next_payload() is None
     assert not state.complete and state.budget_left == state.config.max_trials
+
+
+def test_payloads_carry_what_each_trial_needs(tmp_path):
+    """A proxy trial's Tune config: its id, its spec, the proxy, the seeds and the resources; a
+    similarity check's: its id, its genome, the target, the space and the delay."""
+    cfg = config("random", **{"objective.name": "ap", "proxy.seeds": "[3, 4]",
+                              "early_stopping.enabled": "false"})
+    (tmp_path / "proxy").mkdir()
+    state = state_of(tmp_path / "proxy", cfg)
+    payload = state.next_payload()
+    row = state.ledger.trial(payload["trial_id"])
+    assert payload == {"kind": "proxy", "trial_id": row["trial_id"], "spec": row["spec"],
+                       "proxy": dataclasses.asdict(cfg.proxy_config()), "seeds": [3, 4],
+                       "resources": dataclasses.asdict(cfg.resources)}
+    cfg = config("random", **{"objective.delay_s": 0.25})
+    (tmp_path / "similarity").mkdir()
+    state = state_of(tmp_path / "similarity", cfg)
+    payload = state.next_payload()
+    row = state.ledger.trial(payload["trial_id"])
+    assert payload == {"kind": "similarity", "trial_id": row["trial_id"], "genome": row["genome"],
+                       "target": state.target.to_dict(), "space": cfg.space, "delay_s": 0.25,
+                       "resources": dataclasses.asdict(cfg.resources)}
