@@ -74,6 +74,11 @@ def test_cost_table_rows_name_each_part_and_its_output():
                          ("stem 1", 2, BOTTLENECK, (), (160, 160, 256))]
     assert [r.name for r in rows[3:18]] == [f"block {k}" for k in range(10)] + [
         f"block {k} (out)" for k in range(10, 15)]
+    # Block 0: L2 bottleneck (4 x 64); block 1: L4 residual (256); block 13: L7 bottleneck
+    # (4 x 256) reading features 5 and 14.
+    assert [heads[3 + k][1:] for k in (0, 1, 13)] == [(2, BOTTLENECK, (0, 1), (160, 160, 256)),
+                                                      (4, "residual", (0, 1), (40, 40, 256)),
+                                                      (7, BOTTLENECK, (5, 14), (5, 5, 1024))]
     assert heads[18:] == [(f"endpoint P{level}", level, "conv1x1", (feature,), (640 >> level,) * 2
                            + (256,)) for level, feature in ((3, 13), (4, 12), (5, 14), (6, 16),
                                                             (7, 15))]
