@@ -28,9 +28,17 @@ def env(tmp_path_factory):
     return nas_env(tmp_path_factory.mktemp("datasets"))
 
 
-def test_trial_on_a_lost_node_finishes_elsewhere_once(env, tmp_path):
+def test_trial_on_a_lost_node_finishes_elsewhere_once(env, tmp_path, monkeypatch):
     from ray.cluster_utils import Cluster
 
+    # The cluster runs without authentication: the driver must find no token either (an earlier
+    # local search leaves one in ~/.ray), as on a machine that never made one.
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in RAY_AUTH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    env = {**{k: v for k, v in env.items() if k not in RAY_AUTH_VARIABLES}, "HOME": str(home)}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
