@@ -10,6 +10,7 @@ import pytest
 from controllers import Dedup
 from controllers.interface import FAILED as FEEDBACK_FAILED
 from nas.ledger import DONE, DUPLICATE, FAILED, INFEASIBLE, Ledger
+from nas import search_state
 from nas.search_state import SearchState
 from tests.test_search_state import FINAL, config, run
 
@@ -162,3 +163,25 @@ def test_payloads_carry_what_each_trial_needs(tmp_path):
     assert payload == {"kind": "similarity", "trial_id": row["trial_id"], "genome": row["genome"],
                        "target": state.target.to_dict(), "space": cfg.space, "delay_s": 0.25,
                        "resources": dataclasses.asdict(cfg.resources)}
+
+
+def test_checkpoints_come_every_ten_seconds_at_a_proposal_or_a_result(tmp_path, monkeypatch):
+    """On a clock moved by hand: no checkpoint 9.5 s after the start, one at the proposal 10 s
+    after it (sequence number 3: three proposals), none at a result 5 s later, one with the
+    result 10 s later (sequence number 5)."""
+    clock = [1000.0]
+    monkeypatch.setattr(search_state.time, "monotonic", lambda: clock[0])
+    state = state_of(tmp_path, config("random", max_trials=4))
+    first = state.next_payload()["trial_id"]
+    clock[0] += 9.5
+    second = state.next_payload()["trial_id"]
+    assert state.ledger.latest_state() is None
+    clock[0] += 0.5
+    state.next_payload()
+    assert state.ledger.latest_state()[0] == 3
+    clock[0] += 5
+    state.completed(first, OK_RESULT)
+    assert state.ledger.latest_state()[0] == 3
+    clock[0] += 5
+    state.completed(second, OK_RESULT)
+    assert state.ledger.latest_state() == (5, json.loads(json.dumps(state.stack.state_dict())))
