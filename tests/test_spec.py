@@ -39,7 +39,7 @@ def test_rejections_name_block_and_rule(k, changes, message):
 @pytest.mark.parametrize("fields, message", [
     (dict(blocks=list(SPINENET_49_BLOCKS[:3]) + ["block"] + list(SPINENET_49_BLOCKS[4:])),
      "block 3: expected a BlockSpec, got 'block'"),
-    (dict(blocks=()), "blocks: a spec needs at least one block"),
+    (dict(blocks=()), "^blocks: a spec needs at least one block$"),
     (dict(num_stem_blocks=2.0), "num_stem_blocks: expected an integer, got 2.0"),
     (dict(num_stem_blocks=1), "num_stem_blocks: must be >= 2, got 1"),
     (dict(min_level=True), "min_level: expected an integer, got True"),
@@ -82,6 +82,7 @@ def test_scaling_rejections(field, value, message):
 
 @pytest.mark.parametrize("fields, message", [
     (dict(block_repeats=2.0), "block_repeats: expected an integer, got 2.0"),
+    (dict(endpoints_num_filters=0), "endpoints_num_filters: must be >= 1, got 0"),
     (dict(filter_size_scale=True), "filter_size_scale: must be a positive number, got True"),
     # The narrowest level (L1, 32 filters) at 1/64 scale would have half a filter.
     (dict(filter_size_scale=1 / 64), "filter_size_scale: 0.015625 leaves a level with no filters"),
