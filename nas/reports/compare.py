@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from nas.ledger import Ledger
-from nas.reports.search import Reference, best_so_far, draw_references, finished_in_order, save, trial_axis
+from nas.reports.search import (Reference, best_so_far, draw_references, finished_in_order,
+                                 reward_text, save, trial_axis)
 
 EVERY = 10  # trials between the table's rows
 FROM = 30  # the budget from which the summary asks whether one run stayed ahead
@@ -85,7 +86,7 @@ def _markdown(name: str, ledger: Ledger, other: str, other_ledger: Ledger,
     text += ["", f"| finished trials | {name} | {other} | difference |", "| --- | --- | --- | --- |"]
     for n, mine, theirs in budget_rows(curves[name], curves[other]):
         difference = "-" if mine is None or theirs is None else f"{mine - theirs:+.4f}"
-        text.append(f"| {n} | {_num(mine)} | {_num(theirs)} | {difference} |")
+        text.append(f"| {n} | {reward_text(mine)} | {reward_text(theirs)} | {difference} |")
     shared = min(len(curve) for curve in curves.values())
     if shared >= FROM:
         behind = not_ahead(curves[name], curves[other], FROM)
@@ -115,6 +116,3 @@ def _at(curve: List[Optional[float]], n: int) -> Optional[float]:
     """The best so far after `n` trials; None past the run's end."""
     return curve[n - 1] if n <= len(curve) else None
 
-
-def _num(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.4f}"

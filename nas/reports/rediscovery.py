@@ -15,8 +15,9 @@ import numpy as np
 from nas.config import SearchConfig, from_data
 from nas.export import top_trials
 from nas.ledger import DONE, Ledger
-from nas.reports.search import (Reference, best_so_far, cost_lines, draw_architecture, exported_files,
-                        finished_in_order, plot_rewards, save, spec_link, trial_axis)
+from nas.reports.search import (Reference, best_so_far, cost_lines, draw_architecture,
+                                exported_files, finished_in_order, plot_rewards, reward_text,
+                                save, spec_link, trial_axis)
 from nas.retrain import RETRAIN_KEY
 from nas.stack import genome_of, proxy_cost_fn
 from search_space import (TRAITS, Genome, SearchSpace, canonical_hash, decisions, decode, distance,
@@ -224,7 +225,8 @@ def _markdown(folder: Path, ledger: Ledger, config: SearchConfig, record: Dict[s
         d = distance(row["genome"], target, space)
         parts = " / ".join(str(d[g]) for g in d if g != "total")
         links = " ".join(spec_link(name) for name in files.get(row["trial_id"], []))
-        text.append(f"| {row['label']} | {_num(row['reward'])} | {_num(mean)} | {_num(std)} | "
+        text.append(f"| {row['label']} | {reward_text(row['reward'])} | {reward_text(mean)} | "
+                    f"{reward_text(std)} | "
                     f"{shown or '-'} | {row['params']:,} | {row['flops'] / 1e6:,.1f} | "
                     f"{d['total']} ({parts}) | {links or '-'} |")
     text += ["", "## Traits", "",
@@ -263,7 +265,7 @@ def _long_schedule(record: Optional[Dict[str, Any]], rows: List[Dict[str, Any]])
         values = record.get(RETRAIN_KEY, {}).get(row["spec_hash"])
         if values:
             mean, std, shown = _stats(values)
-            text.append(f"| {row['label']} | {_num(mean)} | {_num(std)} | {shown} |")
+            text.append(f"| {row['label']} | {reward_text(mean)} | {reward_text(std)} | {shown} |")
     return text + [""]
 
 
@@ -285,6 +287,3 @@ def _distance_section(curve: List[Dict[str, Any]]) -> List[str]:
         text.append(f"| {point['trial']} | {shown} | {point['median']:g} |")
     return text + [""]
 
-
-def _num(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.4f}"

@@ -129,6 +129,11 @@ def cost_lines(trials: Sequence[Dict[str, Any]]) -> List[str]:
     return lines
 
 
+def reward_text(value: Optional[float]) -> str:
+    """A reward in a report's table: four decimals, "-" where there is none."""
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _utc(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(seconds))
 
