@@ -2,7 +2,7 @@
 
 Parameter counts are Model Garden's or worked by hand below. FLOPs are multiply-adds; the
 pinned totals equal those of the built Flax models, counted from their traced programs in
-tests/test_models_compiled.py, and round to the paper's figures."""
+tests/proxy_tasks/models/test_compiled.py, and round to the paper's figures."""
 
 import pytest
 

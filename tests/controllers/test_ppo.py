@@ -11,7 +11,7 @@ from controllers.decision_table import OUTPUT, PARENT2, decision_table
 from controllers.ppo_policy import policy_program
 from search_space import (ADJUSTMENTS, CONNECTIONS, SPACES, decode, distance, random_genome,
                           seed_genome, validate_genome)
-from tests.controllers_helpers import SMALL_PPO, SPACE, reward_of
+from tests.controllers.helpers import SMALL_PPO, SPACE, reward_of
 
 TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"  # jax.monitoring: a function traced
 

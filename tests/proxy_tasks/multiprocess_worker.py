@@ -1,4 +1,5 @@
-"""One process of the two-process training test: `python -m tests.multiprocess_worker PORT ID OUT`.
+"""One process of the two-process training test:
+`python -m tests.proxy_tasks.multiprocess_worker PORT ID OUT`.
 
 Each process owns one CPU device and feeds its half of every global batch."""
 
@@ -16,7 +17,7 @@ from proxy_tasks.mesh import initialize_distributed  # noqa: E402
 
 def main(port: str, process_id: str, out: str) -> None:
     initialize_distributed(f"localhost:{port}", 2, int(process_id))
-    from tests.test_sharded_training import BATCH, train
+    from tests.proxy_tasks.test_sharded_training import BATCH, train
 
     half = BATCH // 2
     rows = slice(jax.process_index() * half, (jax.process_index() + 1) * half)

@@ -10,7 +10,7 @@ from nas import run_dir
 from nas.commands import status as status_cmd
 from nas.cli import main
 from proxy_tasks.cpu_kernels import ops
-from tests.test_search_state import config, run
+from tests.nas.test_search_state import config, run
 
 PROXY = {"epochs": 1}
 OLD_VERSION = "0.1.0+0123456789ab"  # the format of run folders before the path was named

@@ -12,7 +12,7 @@ from controllers.interface import FAILED as FEEDBACK_FAILED
 from nas.ledger import DONE, DUPLICATE, FAILED, INFEASIBLE, Ledger
 from nas import search_state
 from nas.search_state import SearchState
-from tests.test_search_state import FINAL, config, run
+from tests.nas.test_search_state import FINAL, config, run
 
 OK_RESULT = {FINAL: True, "status": "ok", "reward": 0.5, "ap": 0.5}
 

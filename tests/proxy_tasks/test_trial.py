@@ -20,7 +20,7 @@ from proxy_tasks.data.embedded import embedded_classification_sources
 from proxy_tasks.presets import get_preset, with_overrides
 from proxy_tasks.trial import build_proxy_model, run_proxy_trial
 from search_space import backbone_cost, retinanet_head_cost, write_spec
-from tests.tiny_models import TINY_SPEC
+from tests.proxy_tasks.tiny_models import TINY_SPEC
 
 # Trial mechanics do not depend on the architecture: the smallest spec keeps compiles short.
 SPEC = TINY_SPEC

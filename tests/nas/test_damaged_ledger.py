@@ -7,7 +7,7 @@ import pytest
 
 from nas.cli import main
 from nas.ledger import LEDGER_FILE
-from tests.test_search_state import config, run
+from tests.nas.test_search_state import config, run
 
 NAME = "damaged"
 PAGE = 4096  # SQLite's default page size, the ledger's

@@ -12,7 +12,7 @@ from proxy_tasks.data.transforms import MEAN, STD, flip_horizontally, normalize,
 from proxy_tasks.models.boxes import assign_targets as jax_assign_targets
 from proxy_tasks.models.boxes import decode_boxes
 from proxy_tasks.models.losses import IGNORE, NEGATIVE
-from tests.data_helpers import scene_records
+from tests.proxy_tasks.data_helpers import scene_records
 
 EVAL = InputConfig(image_size=64, batch_size=4, train=False, num_workers=2)
 TRAIN = dataclasses.replace(EVAL, train=True, seed=5)

@@ -15,7 +15,7 @@ from proxy_tasks.models import (ClassificationConfig, ModelOptions, RetinaNetCon
                                 variable_shapes)
 from search_space import (MODEL_SIZES, PROXY_SIZE, SPACES, backbone_cost, builtin_spec, decode,
                           random_genome)
-from tests.test_models_build import expected_cost
+from tests.proxy_tasks.models.test_build import expected_cost
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 # A random paper-space genome at proxy scaling, with two dead-end blocks.
@@ -139,7 +139,7 @@ FLOPS_CASES = {  # name: (spec, head, height, width)
 @pytest.mark.parametrize("case", sorted(FLOPS_CASES))
 def test_traced_multiply_adds_equal_cost_model_flops(case):
     """Traced, not compiled: the built model's inference program, its convolutions and matrix
-    products counted one by one (the totals tests/test_cost.py pins)."""
+    products counted one by one (the totals tests/search_space/test_cost.py pins)."""
     spec, head, height, width = FLOPS_CASES[case]
     model = build_model(spec, head)
     program = jax.make_jaxpr(lambda v, x: model.apply(v, x))(

@@ -10,11 +10,11 @@ import jax
 import numpy as np
 import pytest
 
-from tests.test_sharded_training import train
+from tests.proxy_tasks.test_sharded_training import train
 
 pytestmark = pytest.mark.slow  # real processes (Ray or subprocesses)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # gRPC's message when the coordinator (process 0) cannot bind its port; it then dies at once.
@@ -30,9 +30,10 @@ def _free_port() -> int:
 
 def _run_workers(port: int, outs, env):
     """(exit statuses, logs) of the two worker processes meeting at `port`."""
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.multiprocess_worker", str(port), str(i),
-                               str(outs[i])], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    worker = "tests.proxy_tasks.multiprocess_worker"
+    procs = [subprocess.Popen([sys.executable, "-m", worker, str(port), str(i), str(outs[i])],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
     logs = [procs[0].communicate(timeout=900)[0]]
     if procs[0].returncode != 0:  # process 1 would wait for the coordinator for ever
         procs[1].kill()

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from nas.ledger import LEDGER_FILE
-from tests.search_helpers import ledger_counts, nas_env, run, start, status_json, wait_for
+from tests.nas.search_helpers import ledger_counts, nas_env, run, start, status_json, wait_for
 
 pytestmark = pytest.mark.slow  # real processes (Ray or subprocesses)
 

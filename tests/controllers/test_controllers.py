@@ -11,7 +11,7 @@ from controllers import (FAILED, INFEASIBLE, EvolutionConfig, PPOConfig, PPOCont
                          RegularizedEvolution)
 from controllers.serialize import decode_tree, encode_tree
 from search_space import SPACES, distance, seed_genome, validate_genome
-from tests.controllers_helpers import SMALL_PPO, SPACE, Scripted, drive, json_round_trip, reward_of
+from tests.controllers.helpers import SMALL_PPO, SPACE, Scripted, drive, json_round_trip, reward_of
 
 FACTORIES = {
     "random": lambda space, seed: RandomSearch(space, seed=seed),

@@ -16,7 +16,7 @@ from proxy_tasks.fidelity import (default_panel, kendall_tau, long_schedule, mea
 from proxy_tasks.presets import get_preset
 from search_space import (BlockSpec, builtin_spec, canonical_hash, distance, genome_from_spec,
                           get_space, validate_genome, write_spec)
-from tests.tiny_models import TINY_SPEC
+from tests.proxy_tasks.tiny_models import TINY_SPEC
 
 SPACE = get_space("spinenet-49")
 

@@ -8,7 +8,7 @@ import pytest
 
 from search_space import SPACES, builtin_spec, genome_from_spec
 
-PATH = Path(__file__).resolve().parents[1] / "bench" / "controllers.py"
+PATH = Path(__file__).resolve().parents[2] / "bench" / "controllers.py"
 SPEC = importlib.util.spec_from_file_location("bench_controllers", PATH)
 bench = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bench)

@@ -9,7 +9,7 @@ from controllers.evolution import EvolutionConfig
 from controllers.interface import OK
 from controllers.middleware import Middleware
 from search_space import SPACES, random_genome, seed_genome
-from tests.controllers_helpers import SPACE, Scripted, drive, json_round_trip, reward_of
+from tests.controllers.helpers import SPACE, Scripted, drive, json_round_trip, reward_of
 
 GENOMES = [seed_genome(SPACE)] + [random_genome(SPACE, np.random.default_rng(k)) for k in range(3)]
 

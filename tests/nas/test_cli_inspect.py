@@ -6,7 +6,7 @@ import pytest
 
 from nas.cli import main
 from search_space import builtin_spec, write_spec
-from tests.test_cost import HEAD_FLOPS_640, HEAD_PARAMS
+from tests.search_space.test_cost import HEAD_FLOPS_640, HEAD_PARAMS
 
 
 def _json(capsys, *argv):

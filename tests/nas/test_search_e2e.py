@@ -15,7 +15,7 @@ from nas.ledger import LEDGER_FILE
 from proxy_tasks.presets import get_preset
 from search_space import (backbone_cost, builtin_spec, canonical_hash, parse_spec_text, read_spec,
                           retinanet_head_cost)
-from tests.search_helpers import ledger_counts, nas_env, run, start, status_json, wait_for
+from tests.nas.search_helpers import ledger_counts, nas_env, run, start, status_json, wait_for
 
 pytestmark = pytest.mark.slow  # real processes (Ray or subprocesses)
 
@@ -157,7 +157,7 @@ def test_trial_over_two_hosts_trains_like_one_process(tiny_run, env, tmp_path):
     # whole batch, up to the order of the cross-device sums. Later epochs and AP are not
     # compared: in the tiny proxy rounding alone moves them (one thread against two in one
     # process: first-step gradient norms 5.0 and 6.7, epoch-2 loss 0.3% apart, AP 50%);
-    # tests/test_multiprocess.py compares the trained parameters of two processes and one.
+    # tests/proxy_tasks/test_multiprocess.py compares the trained parameters of two processes and one.
     for key in ("train_loss", "train_cls_loss", "train_box_loss"):
         np.testing.assert_allclose(epochs[0][key], one_epochs[0][key], rtol=1e-5)
     assert two["steps"] == one["steps"] and metrics["params"] == one_metrics["params"]

@@ -10,13 +10,19 @@ from hypothesis import given, settings, strategies as st
 
 from search_space import (ADJUSTMENTS, BOTTLENECK, CONNECTIONS, MUTATIONS, ORDER, PROXY_SIZE,
                           SPACES, BlockSpec, Genome, Scaling, SpecError, SpineNetSpec, builtin_spec,
-                          canonical_hash, crossover, decode, distance, genome_from_spec, get_space,
-                          mutate, num_decisions, random_genome, seed_genome, similarity,
-                          validate_genome)
+                          canonical_hash, crossover, decode, distance, distinct_mutants,
+                          genome_from_spec, get_space, mutate, num_decisions, random_genome,
+                          seed_genome, similarity, validate_genome)
 from search_space.distance import LEVELS, PARENTS, TYPES, decisions
 
 PAPER = get_space("spinenet-49")
 SPACE_NAMES = sorted(SPACES)
+FIXED_ORDER = dataclasses.replace(PAPER, name="fixed-order", searched={CONNECTIONS, ADJUSTMENTS})
+FIXED_CONNECTIONS = dataclasses.replace(PAPER, name="fixed-connections", searched={ORDER, ADJUSTMENTS})
+# Offsets and block types that the space lists but does not search.
+FIXED_ADJUSTMENTS = dataclasses.replace(PAPER, name="fixed-adjustments",
+                                        searched={ORDER, CONNECTIONS})
+ALL_SPACES = [*SPACES.values(), FIXED_ORDER, FIXED_CONNECTIONS, FIXED_ADJUSTMENTS]
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
 
@@ -28,9 +34,8 @@ def _in_window(spec, space):
 
 
 @settings(max_examples=200, deadline=None)
-@given(seed=seeds, name=st.sampled_from(SPACE_NAMES))
-def test_sampled_mutated_and_crossed_genomes_decode_to_valid_specs(seed, name):
-    space = get_space(name)
+@given(seed=seeds, space=st.sampled_from(ALL_SPACES))
+def test_sampled_mutated_and_crossed_genomes_decode_to_valid_specs(seed, space):
     rng = np.random.default_rng(seed)
     a, b = random_genome(space, rng), random_genome(space, rng)
     children = [a, mutate(a, space, rng), crossover(a, b, space, rng)]
@@ -51,20 +56,22 @@ def _changed(a, b, space):
 
 
 @settings(max_examples=100, deadline=None)
-@given(seed=seeds, name=st.sampled_from(SPACE_NAMES))
-def test_every_mutation_changes_one_decision_of_its_group(seed, name):
+@given(seed=seeds, space=st.sampled_from(ALL_SPACES))
+def test_every_mutation_changes_one_decision_of_its_group(seed, space):
     """At every position: a parent or a type changes alone; a level changes, and at most one
     other position's level with it (two blocks trading places). Only the first block's parents
-    (the two stem features) and, where adjustments are not searched, types cannot change."""
-    space = get_space(name)
+    (the two stem features) and what the space does not search (parents, types, the outputs'
+    levels where the order is fixed) cannot change; a child is a genome of its space."""
     rng = np.random.default_rng(seed)
     genome = random_genome(space, rng)
     for group, op in MUTATIONS.items():
         for position in range(space.num_blocks):
             child = op(genome, space, rng, position)
             if child is None:
-                assert (group, position) == (PARENTS, 0) or (
-                    group == TYPES and not space.searches(ADJUSTMENTS)), (group, position)
+                fixed = {PARENTS: position == 0 or not space.searches(CONNECTIONS),
+                         TYPES: not space.searches(ADJUSTMENTS),
+                         LEVELS: position >= space.num_intermediate and not space.searches(ORDER)}
+                assert fixed[group], (group, position)
                 continue
             validate_genome(child, space)
             changed = _changed(genome, child, space)
@@ -90,6 +97,88 @@ def test_a_level_change_keeps_every_type_where_it_stands():
         assert len(_changed(genome, child, PAPER)) == expected, level
         assert decisions(child, PAPER)[TYPES] == decisions(genome, PAPER)[TYPES]
     assert seen == {1, 3, 4, 5, 6, 7}
+
+
+def test_a_level_change_draws_levels_uniformly_and_changes_least():
+    """The seed's block at position 4 (base 4, level 4) reaches levels 3, 5, 6 by its own offset,
+    2 and 3 from a base-3 block's place, 1 and 2 from the base-2 block's, 5, 6, 7 from the
+    base-5 block's: six levels, each drawn 1/6 of the time. Each but level 1 has a way that
+    keeps every other level (the moved block keeps the level of the place it goes to); level 1
+    only the base-2 block reaches, and a base-4 block cannot take its level 2 (3 at least)."""
+    seed = seed_genome(PAPER)
+    rng = np.random.default_rng(0)
+    counts = dict.fromkeys((1, 2, 3, 5, 6, 7), 0)
+    for _ in range(6000):
+        child = MUTATIONS[LEVELS](seed, PAPER, rng, 4)
+        level = decisions(child, PAPER)[LEVELS][4]
+        counts[level] += 1
+        assert len(_changed(seed, child, PAPER)) == (2 if level == 1 else 1), level
+    assert all(abs(c / 6000 - 1 / 6) < 0.02 for c in counts.values()), counts
+
+
+def test_a_level_its_own_offset_reaches_is_never_reached_by_changing_two():
+    """Base-3 and base-4 blocks all at level 5: the base-2 block at position 0 reaches level 3
+    by its offset +1, alone; by trading places it would leave level 4 (its highest) for a 5."""
+    offsets = (0, 2, 2, 2, 1, 1, 1, 1, 1, 0)
+    genome = dataclasses.replace(seed_genome(PAPER), level_offsets=offsets)
+    rng = np.random.default_rng(0)
+    seen = 0
+    for _ in range(300):
+        child = MUTATIONS[LEVELS](genome, PAPER, rng, 0)
+        if decisions(child, PAPER)[LEVELS][0] == 3:
+            seen += 1
+            assert _changed(genome, child, PAPER) == {(LEVELS, 0)}
+    assert seen > 0
+
+
+def test_crossover_takes_each_decision_from_either_parent():
+    """Parents that differ in both orders and in the last entry of every other field: each
+    child takes each from one of them, each parent about half of the time."""
+    rng = np.random.default_rng(0)
+    a = seed_genome(PAPER)
+    b = Genome(intermediate_order=a.intermediate_order[1:] + a.intermediate_order[:1],
+               output_order=a.output_order[1:] + a.output_order[:1],
+               parents=a.parents[:-1] + ((0, 1),), level_offsets=a.level_offsets[:-1] + (1,),
+               block_fns=a.block_fns[:-1] + ("residual",))
+    validate_genome(b, PAPER)
+    from_a = {f.name: 0 for f in dataclasses.fields(Genome)}
+    for _ in range(400):
+        child = crossover(a, b, PAPER, rng)
+        for name in from_a:
+            got, mine, theirs = getattr(child, name), getattr(a, name), getattr(b, name)
+            if name.endswith("order"):
+                assert got in (mine, theirs)
+                from_a[name] += got == mine
+            else:
+                assert all(g in (x, y) for g, x, y in zip(got, mine, theirs))
+                from_a[name] += got[-1] == mine[-1]
+    assert all(0.4 < n / 400 < 0.6 for n in from_a.values()), from_a
+
+
+def test_distinct_mutants_are_single_mutants_distinct_as_networks():
+    seed = seed_genome(PAPER)
+    first = distinct_mutants(seed, PAPER, 6, np.random.default_rng(0))
+    assert first == distinct_mutants(seed, PAPER, 6, np.random.default_rng(0))
+    more = distinct_mutants(seed, PAPER, 6, np.random.default_rng(0), exclude=[seed, *first[:3]])
+    for mutants in (first, more):
+        assert len(mutants) == 6
+        assert all(1 <= distance(seed, m, PAPER)["total"] <= 2 for m in mutants)
+    hashes = [canonical_hash(decode(g, PAPER)) for g in [seed, *first[:3], *more]]
+    assert len(set(hashes)) == len(hashes) == 10
+
+
+def test_distinct_mutants_stop_at_the_mutants_that_exist():
+    """Only connections searched, two intermediate blocks fed by their only window, two outputs:
+    the output at feature 4 keeps parent 2 or 3 and takes 0 or 1 (4 mutants), the one at
+    feature 5 keeps 3 or 4 and takes 0, 1 or 2 (6 mutants)."""
+    tiny = dataclasses.replace(PAPER, name="tiny", intermediate_base_levels=(3, 4),
+                               output_levels=(3, 4), parent_window=2, searched={CONNECTIONS})
+    seed = seed_genome(tiny)
+    assert seed.parents == ((0, 1), (1, 2), (2, 3), (3, 4))
+    mutants = distinct_mutants(seed, tiny, 20, np.random.default_rng(0))
+    assert sorted(m.parents[2:] for m in mutants) == sorted(
+        [(pair, (3, 4)) for pair in ((0, 2), (1, 2), (0, 3), (1, 3))]
+        + [((2, 3), pair) for pair in ((0, 3), (1, 3), (2, 3), (0, 4), (1, 4), (2, 4))])
 
 
 def test_mutate_draws_decisions_uniformly():
@@ -212,9 +301,8 @@ def test_spinenet49_round_trips_through_the_paper_space():
 
 
 @settings(max_examples=100, deadline=None)
-@given(seed=seeds, name=st.sampled_from(SPACE_NAMES))
-def test_genome_from_spec_inverts_decode(seed, name):
-    space = get_space(name)
+@given(seed=seeds, space=st.sampled_from(ALL_SPACES))
+def test_genome_from_spec_inverts_decode(seed, space):
     genome = random_genome(space, np.random.default_rng(seed))
     spec = decode(genome, space)
     back = genome_from_spec(spec, space)
@@ -239,6 +327,67 @@ def test_genome_from_spec_names_the_first_inexpressible_block():
         genome_from_spec(dataclasses.replace(spec, blocks=tuple(too_high)), PAPER)
 
 
+def _inexpressible(case):
+    """(spec, space) for each way a spec can fall outside a space."""
+    sn49 = builtin_spec("spinenet-49")
+    seed = seed_genome(PAPER)
+    if case == "stems":
+        return sn49, dataclasses.replace(PAPER, name="three-stems", num_stem_blocks=3)
+    if case == "levels":
+        return sn49, dataclasses.replace(PAPER, name="p3-p6", output_levels=(3, 4, 5, 6))
+    if case == "blocks":
+        return sn49, dataclasses.replace(PAPER, name="nine", intermediate_base_levels=(2, 3, 3, 3, 4,
+                                                                                      4, 4, 4, 5))
+    if case == "role":  # SpineNet-49's blocks 9 and 10 swapped (features 11 and 12 renamed)
+        rename = {11: 12, 12: 11}
+        blocks = [dataclasses.replace(b, input_offsets=tuple(rename.get(p, p) for p in b.input_offsets))
+                  for b in sn49.blocks]
+        blocks[9], blocks[10] = blocks[10], blocks[9]
+        return dataclasses.replace(sn49, blocks=tuple(blocks)), PAPER
+    if case in ("types", "connections"):
+        return sn49, {"types": FIXED_ADJUSTMENTS, "connections": FIXED_CONNECTIONS}[case]
+    if case == "offset":  # label 0 (base 2) raised to level 3: four level-3 blocks, three labels
+        return decode(dataclasses.replace(seed, level_offsets=(1,) + seed.level_offsets[1:]),
+                      PAPER), FIXED_ADJUSTMENTS
+    if case == "intermediate-order":  # the L2 and L5 blocks swapped
+        order = (9,) + seed.intermediate_order[1:9] + (0,)
+        return decode(dataclasses.replace(seed, intermediate_order=order), PAPER), FIXED_ORDER
+    if case == "output-order":  # P4 built before P3
+        return decode(dataclasses.replace(seed, output_order=(1, 0, 2, 3, 4)), PAPER), FIXED_ORDER
+    raise AssertionError(case)
+
+
+BASES = "[2, 3, 3, 3, 4, 4, 4, 4, 4, 5]"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("stems", "num_stem_blocks: spec has 2, search space 'three-stems' has 3"),
+    ("levels", "min_level/max_level: spec outputs 3..7, search space 'p3-p6' outputs 3..6"),
+    ("blocks", "blocks: spec has 15 blocks, search space 'nine' has 14"),
+    ("role", "block 9 (4, 'bottleneck', (5, 10), True) cannot be expressed in search space "
+             "'spinenet-49': it is an output block, but the space builds 10 intermediate blocks "
+             "and then 5 outputs"),
+    ("types", "block 1 (4, 'residual', (0, 1), False) cannot be expressed in search space "
+              "'fixed-adjustments': block type 'residual' is not one of ('bottleneck',)"),
+    ("connections", "block 1 (4, 'residual', (0, 1), False) cannot be expressed in search space "
+                    "'fixed-connections': parents (0, 1): parents must be the two latest features"),
+    ("offset", "block 3 (3, 'bottleneck', (3, 4), False) cannot be expressed in search space "
+               f"'fixed-adjustments': no intermediate block of base levels {BASES} reaches level 3 "
+               "with offsets [0] alongside the blocks before it"),
+    ("intermediate-order", "block 0 (5, 'bottleneck', (0, 1), False) cannot be expressed in search "
+                           f"space 'fixed-order': no intermediate block of base levels {BASES} "
+                           "reaches level 5 with offsets [-1, 0, 1, 2] alongside the blocks before "
+                           "it; the order is fixed"),
+    ("output-order", "block 10 (4, 'bottleneck', (10, 11), True) cannot be expressed in search "
+                     "space 'fixed-order': the output order is fixed to levels [3, 4, 5, 6, 7]"),
+])
+def test_genome_from_spec_says_what_the_space_cannot_express(case, message):
+    spec, space = _inexpressible(case)
+    with pytest.raises(SpecError) as error:
+        genome_from_spec(spec, space)
+    assert str(error.value) == message
+
+
 def test_seed_genome_is_resnet50_order_fed_by_latest_two():
     for space in SPACES.values():
         spec = decode(seed_genome(space), space)
@@ -261,6 +410,15 @@ def test_paper_space_sizes_match_the_paper():
     assert f"{unrestricted.size()[CONNECTIONS]:.3g}" == "8.35e+20"
     r0 = get_space("r0-sp53").size()
     assert r0[ADJUSTMENTS] == 1 and r0["total"] == sizes[ORDER] * sizes[CONNECTIONS]
+    # Offsets and types listed but not searched count once.
+    assert FIXED_ADJUSTMENTS.size() == {**sizes, ADJUSTMENTS: 1, "total": r0["total"]}
+
+
+def test_level_range_bounds_are_inclusive():
+    top = dataclasses.replace(PAPER, level_range=(2, 5))
+    assert top.offset_choices(9) == (-1, 0) and top.offset_choices(0) == (0, 1, 2)
+    flat = dataclasses.replace(PAPER, intermediate_base_levels=(3,) * 10, level_range=(3, 3))
+    assert flat.offset_choices(0) == (0,)
 
 
 def test_space_size_counts_distinct_genomes_on_a_tiny_space():
@@ -372,10 +530,6 @@ def test_genome_from_malformed_data_names_the_problem(corrupt):
 
 
 SEED = seed_genome(PAPER)
-FIXED_ORDER = dataclasses.replace(PAPER, name="fixed-order", searched={CONNECTIONS, ADJUSTMENTS})
-# Offsets and block types that the space lists but does not search.
-FIXED_ADJUSTMENTS = dataclasses.replace(PAPER, name="fixed-adjustments",
-                                        searched={ORDER, CONNECTIONS})
 
 
 def _seed_with(position=None, value=None, **changes):

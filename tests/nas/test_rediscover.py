@@ -13,7 +13,7 @@ from nas.ledger import LEDGER_FILE
 from nas.stack import genome_of
 from search_space import (builtin_spec, canonical_hash, decisions, distance, genome_from_spec,
                           get_space, read_spec, similarity)
-from tests.search_helpers import nas_env, run, status_json
+from tests.nas.search_helpers import nas_env, run, status_json
 
 pytestmark = pytest.mark.slow  # real processes (Ray or subprocesses)
 
@@ -254,7 +254,7 @@ def test_rediscovery_report_counts_traits_and_the_distance_walked(similarity_run
     folder = results / "sim"
     text = (folder / "rediscovery.md").read_text()
     traits = _report_rows(text, "Traits")
-    # Counted by hand from the two spec tables (tests/test_traits.py).
+    # Counted by hand from the two spec tables (tests/search_space/test_traits.py).
     assert traits["ResNet-50 seed"] == ["0", "4", "0", "0", "15"]
     assert traits["SpineNet-49"] == ["3", "11", "2", "4", "11"]
     with sqlite3.connect(folder / LEDGER_FILE) as conn:

@@ -14,7 +14,7 @@ from proxy_tasks.cpu_kernels.ops import library
 from proxy_tasks.mesh import make_mesh
 from proxy_tasks.models import ModelOptions, build_model, init_variables
 from proxy_tasks.models.layers import NHWC, Conv
-from tests.tiny_models import TINY_SPEC
+from tests.proxy_tasks.tiny_models import TINY_SPEC
 
 pytestmark = pytest.mark.skipif(library() is None, reason="oneDNN extension not built")
 

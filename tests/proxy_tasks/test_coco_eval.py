@@ -10,7 +10,7 @@ from proxy_tasks.coco_eval import (METRICS, ImageAnnotations, annotations_from_b
                                    coco_detections, coco_ground_truth, detections_from_batch,
                                    evaluate)
 from proxy_tasks.data import InputConfig, detection_batches
-from tests.data_helpers import scene_records
+from tests.proxy_tasks.data_helpers import scene_records
 
 
 def _image(image_id, boxes, labels, areas):

@@ -11,7 +11,7 @@ from proxy_tasks.mesh import global_batch, make_mesh
 from proxy_tasks.models import ModelOptions, RetinaNetConfig, anchor_boxes, build_model, init_variables
 from proxy_tasks.optim import make_optimizer
 from proxy_tasks.training import create_state, detection_loss, make_train_step
-from tests.tiny_models import TINY_SPEC
+from tests.proxy_tasks.tiny_models import TINY_SPEC
 
 SIZE, BATCH, CLASSES = 32, 8, 3
 HEAD = RetinaNetConfig(num_classes=CLASSES, num_convs=1, num_filters=8)
