@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from search_space.genome import Genome, decode
+from search_space.genome import Genome
 from search_space.space import ADJUSTMENTS, CONNECTIONS, ORDER, SearchSpace
 from search_space.spec import SpecError, SpineNetSpec
 
@@ -36,10 +36,11 @@ def _assign_intermediate(spec: SpineNetSpec, space: SearchSpace):
         rows, cols = linear_sum_assignment(cost[:last + 1])
         if cost[rows, cols].sum() >= _INFEASIBLE:
             block = spec.blocks[last]
-            raise _fail(space, last, block, f"no intermediate block of base levels "
-                                     f"{sorted(space.intermediate_base_levels)} reaches level "
-                                     f"{block.level} with offsets {list(space.level_offsets)} "
-                                     f"alongside the blocks before it")
+            offsets = list(space.level_offsets) if space.searches(ADJUSTMENTS) else [0]
+            fixed = "" if space.searches(ORDER) else "; the order is fixed"
+            raise _fail(space, last, block, f"no intermediate block of base levels {seed_bases} "
+                                             f"reaches level {block.level} with offsets {offsets} "
+                                             f"alongside the blocks before it{fixed}")
     return tuple(int(c) for c in cols)
 
 
@@ -58,10 +59,11 @@ def genome_from_spec(spec: SpineNetSpec, space: SearchSpace) -> Genome:
     n = space.num_intermediate
     fns_allowed = space.block_fns if space.searches(ADJUSTMENTS) else (space.default_block_fn,)
     for k, block in enumerate(spec.blocks):
-        if block.is_output != (k >= n):
-            role = "an output" if block.is_output else "an intermediate"
-            raise _fail(space, k, block, f"it is {role} block, but the space builds {n} intermediate "
-                                  f"blocks and then {space.num_outputs} outputs")
+        # A valid spec has exactly the space's number of outputs, so an output too early is
+        # the only way the roles can differ.
+        if block.is_output and k < n:
+            raise _fail(space, k, block, f"it is an output block, but the space builds {n} "
+                                         f"intermediate blocks and then {space.num_outputs} outputs")
         if block.block_fn not in fns_allowed:
             raise _fail(space, k, block, f"block type {block.block_fn!r} is not one of {fns_allowed}")
         allowed = space.parent_choices(k)
@@ -72,25 +74,16 @@ def genome_from_spec(spec: SpineNetSpec, space: SearchSpace) -> Genome:
                     if space.searches(CONNECTIONS) else "parents must be the two latest features")
             raise _fail(space, k, block, f"parents {block.input_offsets}: {rule}")
     labels = _assign_intermediate(spec, space)
-    offsets = [0] * n
-    fns = [space.default_block_fn] * space.num_blocks
-    for k, lab in enumerate(labels):
-        offsets[lab] = spec.blocks[k].level - space.intermediate_base_levels[lab]
-        fns[lab] = spec.blocks[k].block_fn
-    output_order = []
+    outputs = spec.blocks[n:]
     seed_outputs = sorted(space.output_levels)
-    for k in range(n, space.num_blocks):
-        block = spec.blocks[k]
+    for k, block in enumerate(outputs, start=n):
         if not space.searches(ORDER) and block.level != seed_outputs[k - n]:
             raise _fail(space, k, block, f"the output order is fixed to levels {seed_outputs}")
-        out = space.output_levels.index(block.level)
-        output_order.append(out)
-        fns[n + out] = block.block_fn
-    genome = Genome(intermediate_order=labels, output_order=tuple(output_order),
-                    parents=tuple(tuple(sorted(b.input_offsets)) for b in spec.blocks),
-                    level_offsets=tuple(offsets), block_fns=tuple(fns))
-    # Blocks with reversed parent pairs decode sorted; everything else must be exact.
-    decoded = decode(genome, space, spec.scaling)
-    assert all(a.level == b.level and a.block_fn == b.block_fn and a.is_output == b.is_output
-               for a, b in zip(decoded.blocks, spec.blocks)), "genome_from_spec lost a block"
-    return genome
+    output_order = tuple(space.output_levels.index(block.level) for block in outputs)
+    block_of = {lab: spec.blocks[k] for k, lab in enumerate(labels)}
+    block_of.update({n + out: block for out, block in zip(output_order, outputs)})
+    return Genome(intermediate_order=labels, output_order=output_order,
+                  parents=tuple(tuple(sorted(b.input_offsets)) for b in spec.blocks),
+                  level_offsets=tuple(block_of[lab].level - space.intermediate_base_levels[lab]
+                                      for lab in range(n)),
+                  block_fns=tuple(block_of[lab].block_fn for lab in range(space.num_blocks)))

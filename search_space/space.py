@@ -6,8 +6,7 @@ import dataclasses
 import math
 from typing import Dict, FrozenSet, Tuple
 
-from search_space.spec import (BLOCK_FNS, BOTTLENECK, MAX_BLOCK_LEVEL, MIN_BLOCK_LEVEL, SpecError,
-                               STEM_LEVEL)
+from search_space.spec import BLOCK_FNS, BOTTLENECK, MAX_BLOCK_LEVEL, MIN_BLOCK_LEVEL, SpecError
 
 ORDER = "order"
 CONNECTIONS = "connections"
@@ -115,22 +114,6 @@ class SearchSpace:
         sizes = {g: (groups[g] if self.searches(g) else 1) for g in DECISION_GROUPS}
         sizes["total"] = math.prod(sizes[g] for g in DECISION_GROUPS)
         return sizes
-
-    def summary(self) -> str:
-        sizes = self.size()
-        lines = [
-            f"search space {self.name!r}",
-            f"  stem: {self.num_stem_blocks} L{STEM_LEVEL} {BOTTLENECK} blocks",
-            f"  intermediate base levels: {list(self.intermediate_base_levels)}",
-            f"  output levels: {list(self.output_levels)}",
-            f"  level offsets: {list(self.level_offsets)} within levels "
-            f"{self.level_range[0]}..{self.level_range[1]}",
-            f"  block types: {list(self.block_fns)} (default {self.default_block_fn})",
-            f"  parent window for intermediate blocks: {self.parent_window}",
-            f"  searched: {', '.join(g for g in DECISION_GROUPS if self.searches(g))}",
-        ]
-        lines += [f"  size[{g}]: {sizes[g]:.4g} ({sizes[g]})" for g in (*DECISION_GROUPS, "total")]
-        return "\n".join(lines)
 
 
 # R0-SP53: 2 L2 stem blocks; ResNet-50's other blocks permuted, one L5 block swapped for L6 + L7.

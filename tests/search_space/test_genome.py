@@ -181,6 +181,14 @@ def test_distinct_mutants_stop_at_the_mutants_that_exist():
         + [((2, 3), pair) for pair in ((0, 3), (1, 3), (2, 3), (0, 4), (1, 4), (2, 4))])
 
 
+def test_mutate_refuses_a_space_where_nothing_can_change():
+    frozen = dataclasses.replace(PAPER, name="frozen", level_offsets=(0,), block_fns=(BOTTLENECK,),
+                                 searched={ADJUSTMENTS})
+    with pytest.raises(ValueError) as error:
+        mutate(seed_genome(frozen), frozen, np.random.default_rng(0))
+    assert str(error.value) == "search space 'frozen' has no decision a mutation can change"
+
+
 def test_mutate_draws_decisions_uniformly():
     """The seed of the paper space: 15 levels, 15 types and 28 parents can change."""
     rng = np.random.default_rng(0)
