@@ -21,8 +21,9 @@ def comparison_files(other: str) -> Dict[str, str]:
 
 def check_comparable(name: str, config: Dict[str, Any], other: str,
                      other_config: Dict[str, Any]) -> None:
-    """Refuses two runs whose rewards do not measure the same thing."""
-    for key in ("space", "objective"):
+    """Refuses two runs whose rewards do not measure the same thing: another space, objective
+    or proxy (preset, overrides and seeds)."""
+    for key in ("space", "objective", "proxy"):
         mine, theirs = config[key], other_config[key]
         if key == "objective":
             mine, theirs = mine["name"], theirs["name"]
@@ -33,8 +34,8 @@ def check_comparable(name: str, config: Dict[str, Any], other: str,
 
 def write_comparison(folder: Path, ledger: Ledger, other: str, other_ledger: Ledger,
                      references: Dict[str, Reference]) -> Path:
-    """Writes `compare_OTHER.md` and its plot into `folder`; returns the Markdown's path."""
-    check_comparable(folder.name, ledger.meta("config"), other, other_ledger.meta("config"))
+    """Writes `compare_OTHER.md` and its plot into `folder`; returns the Markdown's path. The
+    caller has checked the two runs with `check_comparable` before writing anything."""
     curves = {folder.name: best_so_far(finished_in_order(ledger)),
               other: best_so_far(finished_in_order(other_ledger))}
     files = comparison_files(other)

@@ -1,7 +1,9 @@
 """The report's arithmetic on hand-made runs: best so far, the comparison's budgets and the
-budgets at which one run is not ahead, the stretches a run ran in."""
+budgets at which one run is not ahead, which runs compare at all, the stretches a run ran in."""
 
-from nas.reports.compare import budget_rows, not_ahead
+import pytest
+
+from nas.reports.compare import budget_rows, check_comparable, not_ahead
 from nas.reports.search import best_so_far, chunks
 
 
@@ -51,3 +53,19 @@ def test_distance_curve_follows_the_best_so_far_and_the_populations_median():
     assert [p["best"]["total"] for p in curve] == [26, 0, 0, 0]
     assert [p["median"] for p in curve] == [26, 13, 13, 26]
     assert [p["trial"] for p in curve] == [1, 2, 3, 4]
+
+
+def test_runs_on_another_space_objective_or_proxy_are_not_compared():
+    config = {"space": "spinenet-49", "objective": {"name": "ap", "weight": 0.0},
+              "proxy": {"preset": "default", "set": [], "seeds": [0]}}
+    check_comparable("a", config, "b", {**config, "objective": {"name": "ap", "weight": -0.07}})
+    for key, value, shown in (("space", "r0-sp53", "'spinenet-49' and 'b' space 'r0-sp53'"),
+                              ("objective", {"name": "ap_flops"}, "'ap' and 'b' objective 'ap_flops'"),
+                              ("proxy", {"preset": "default", "set": [], "seeds": [0, 1]},
+                               "{'preset': 'default', 'set': [], 'seeds': [0]} and 'b' proxy "
+                               "{'preset': 'default', 'set': [], 'seeds': [0, 1]}")):
+        with pytest.raises(ValueError) as error:
+            check_comparable("a", config, "b", {**config, key: value})
+        assert str(error.value) == (f"--compare: 'a' searched {key} {shown}; their rewards are "
+                                    "not comparable")
+
