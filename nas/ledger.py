@@ -220,7 +220,7 @@ class Ledger:
                 status = OK if row["status"] == DONE else FEEDBACK_FAILED
                 events.append((row["result_seq"], result_record(
                     row["trial_id"], row["reward"], json.loads(row["metrics"]), status)))
-        return [record for _, record in sorted(events, key=lambda e: e[0])]
+        return [record for _, record in sorted(events)]  # sequence numbers are unique
 
     def trial(self, trial_id: str) -> Dict[str, Any]:
         row = self.conn.execute("SELECT * FROM trials WHERE trial_id = ?", (trial_id,)).fetchone()
