@@ -56,7 +56,9 @@ def initial_genomes(config: SearchConfig, space: SearchSpace) -> Tuple[Genome, .
     genomes = [genome_of(name, space, f"controller.initial[{index}]")
                for index, name in enumerate(config.controller.initial)]
     wanted = config.controller.initial_mutants
-    if wanted and not genomes:
+    if not wanted:
+        return tuple(genomes)
+    if not genomes:
         raise ValueError("controller.initial_mutants: mutants need an initial genome")
     rng = np.random.default_rng([config.controller.seed, 1])
     mutants = distinct_mutants(genomes[0], space, wanted, rng, exclude=genomes)
