@@ -84,7 +84,7 @@ class DecisionTable:
 
 
 def _label_levels(space: SearchSpace, label: int) -> Tuple[int, ...]:
-    offsets = space.offset_choices(label) if space.searches(ADJUSTMENTS) else (0,)
+    offsets = space.offset_choices(label)
     return tuple(space.intermediate_base_levels[label] + o for o in offsets)
 
 

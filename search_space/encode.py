@@ -20,8 +20,7 @@ def _fail(space: SearchSpace, k: int, block, why: str) -> SpecError:
 def _assign_intermediate(spec: SpineNetSpec, space: SearchSpace):
     """Matches intermediate positions to labels, preferring small level offsets."""
     n = space.num_intermediate
-    offsets_allowed = [space.offset_choices(lab) if space.searches(ADJUSTMENTS) else (0,)
-                       for lab in range(n)]
+    offsets_allowed = [space.offset_choices(lab) for lab in range(n)]
     seed_bases = sorted(space.intermediate_base_levels)
     cost = np.full((n, n), _INFEASIBLE)
     for k in range(n):
@@ -57,7 +56,7 @@ def genome_from_spec(spec: SpineNetSpec, space: SearchSpace) -> Genome:
         raise SpecError(f"blocks: spec has {len(spec.blocks)} blocks, search space {space.name!r} has "
                         f"{space.num_blocks}")
     n = space.num_intermediate
-    fns_allowed = space.block_fns if space.searches(ADJUSTMENTS) else (space.default_block_fn,)
+    fns_allowed = space.block_fn_choices
     for k, block in enumerate(spec.blocks):
         # A valid spec has exactly the space's number of outputs, so an output too early is
         # the only way the roles can differ.

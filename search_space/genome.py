@@ -71,14 +71,14 @@ def validate_genome(genome: Genome, space: SearchSpace) -> None:
         raise SpecError(f"genome.level_offsets: expected {n_int} offsets, got "
                         f"{len(genome.level_offsets)}")
     for label, offset in enumerate(genome.level_offsets):
-        allowed = space.offset_choices(label) if space.searches(ADJUSTMENTS) else (0,)
+        allowed = space.offset_choices(label)
         if offset not in allowed:
             raise SpecError(f"genome.level_offsets[{label}]: {offset} is not one of {allowed}")
     if len(genome.block_fns) != space.num_blocks:
         raise SpecError(f"genome.block_fns: expected {space.num_blocks} types, got "
                         f"{len(genome.block_fns)}")
     for label, fn in enumerate(genome.block_fns):
-        allowed = space.block_fns if space.searches(ADJUSTMENTS) else (space.default_block_fn,)
+        allowed = space.block_fn_choices
         if fn not in allowed:
             raise SpecError(f"genome.block_fns[{label}]: {fn!r} is not one of {allowed}")
     seed = seed_genome(space)

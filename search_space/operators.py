@@ -34,10 +34,6 @@ def _closest(options: Tuple[int, ...], wanted: int) -> int:
     return min(options, key=lambda o: (abs(o - wanted), o))
 
 
-def _offsets(space: SearchSpace, label: int) -> Tuple[int, ...]:
-    return space.offset_choices(label) if space.searches(ADJUSTMENTS) else (0,)
-
-
 def _level_moves(genome: Genome, space: SearchSpace, position: int):
     """Every way to give the block at `position` another level, as (level, cost, move): the
     move is (other position or None, offset of the other block's label, offset of this block's
@@ -52,7 +48,7 @@ def _level_moves(genome: Genome, space: SearchSpace, position: int):
                      for q in range(n, space.num_blocks) if q != position]
         return moves
     base = space.intermediate_base_levels
-    for offset in _offsets(space, label):
+    for offset in space.offset_choices(label):
         if base[label] + offset != current:
             moves.append((base[label] + offset, 0, (None, 0, offset)))
     if not space.searches(ORDER):
@@ -62,8 +58,8 @@ def _level_moves(genome: Genome, space: SearchSpace, position: int):
         if q == position or base[other] == base[label]:
             continue
         kept = block_level(genome, space, other)  # the level at q, which `label` should keep
-        own = _closest(_offsets(space, label), kept - base[label])
-        for offset in _offsets(space, other):
+        own = _closest(space.offset_choices(label), kept - base[label])
+        for offset in space.offset_choices(other):
             if base[other] + offset != current:
                 moves.append((base[other] + offset, int(base[label] + own != kept),
                               (q, offset, own)))

@@ -96,8 +96,17 @@ class SearchSpace:
             return tuple(range(max(0, own - self.parent_window), own))
         return tuple(range(own))
 
+    @property
+    def block_fn_choices(self) -> Tuple[str, ...]:
+        """Block types a block may take: `block_fns`, or only the default where adjustments are
+        not searched."""
+        return self.block_fns if self.searches(ADJUSTMENTS) else (self.default_block_fn,)
+
     def offset_choices(self, label: int) -> Tuple[int, ...]:
-        """Level offsets an intermediate label may take without leaving `level_range`."""
+        """Level offsets an intermediate label may take: those within `level_range`, or only 0
+        where adjustments are not searched."""
+        if not self.searches(ADJUSTMENTS):
+            return (0,)
         lo, hi = self.level_range
         base = self.intermediate_base_levels[label]
         return tuple(o for o in self.level_offsets if lo <= base + o <= hi)
