@@ -25,13 +25,13 @@ def anchor_boxes(height: int, width: int, levels: Iterable[int], num_scales: int
         shapes = [(anchor_size * stride * 2 ** (s / num_scales) / np.sqrt(r),
                    anchor_size * stride * 2 ** (s / num_scales) * np.sqrt(r))
                   for s in range(num_scales) for r in aspect_ratios]
-        half = np.array(shapes, np.float64) / 2  # [A, (h/2, w/2)]
+        half = np.array(shapes) / 2  # [A, (h/2, w/2)], float64
         rows, cols = level_size(height, width, level)
         cy, cx = np.meshgrid((np.arange(rows) + 0.5) * stride, (np.arange(cols) + 0.5) * stride,
                              indexing="ij")
         centres = np.stack([cy, cx], -1)[:, :, None, :]  # [rows, cols, 1, 2]
         boxes = np.concatenate([centres - half, centres + half], -1)
-        per_level.append(boxes.reshape(-1, 4))
+        per_level.append(boxes.reshape(rows * cols * len(shapes), 4))
     return np.concatenate(per_level).astype(np.float32)
 
 

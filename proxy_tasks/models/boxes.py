@@ -20,36 +20,39 @@ BBOX_XFORM_CLIP = math.log(1000.0 / 16.0)
 
 
 def _centre_size(boxes):
-    h, w = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
-    return boxes[..., 0] + 0.5 * h, boxes[..., 1] + 0.5 * w, h, w
+    ymin, xmin, ymax, xmax = jnp.unstack(boxes, axis=-1)
+    h, w = ymax - ymin, xmax - xmin
+    return ymin + 0.5 * h, xmin + 0.5 * w, h, w
 
 
 def encode_boxes(boxes, anchors, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)):
     """Regression targets of `boxes` relative to `anchors` (broadcasting) -> [..., 4]."""
     y, x, h, w = _centre_size(boxes)
     ya, xa, ha, wa = _centre_size(anchors)
-    deltas = jnp.stack([(y - ya) / ha, (x - xa) / wa, jnp.log(h / ha), jnp.log(w / wa)], -1)
-    return deltas * jnp.asarray(weights, deltas.dtype)
+    wy, wx, wh, ww = weights  # Python scalars: the deltas keep the boxes' dtype
+    return jnp.stack([(y - ya) / ha * wy, (x - xa) / wa * wx, jnp.log(h / ha) * wh,
+                      jnp.log(w / wa) * ww], -1)
 
 
 def decode_boxes(deltas, anchors, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)):
     """Inverse of `encode_boxes`; log-scales are clipped at log(1000/16)."""
-    deltas = deltas / jnp.asarray(weights, deltas.dtype)
+    dy, dx, dh, dw = jnp.unstack(deltas, axis=-1)
+    wy, wx, wh, ww = weights
     ya, xa, ha, wa = _centre_size(anchors)
-    y, x = ya + deltas[..., 0] * ha, xa + deltas[..., 1] * wa
-    h = ha * jnp.exp(jnp.minimum(deltas[..., 2], BBOX_XFORM_CLIP))
-    w = wa * jnp.exp(jnp.minimum(deltas[..., 3], BBOX_XFORM_CLIP))
+    y, x = ya + dy / wy * ha, xa + dx / wx * wa
+    h = ha * jnp.exp(jnp.minimum(dh / wh, BBOX_XFORM_CLIP))
+    w = wa * jnp.exp(jnp.minimum(dw / ww, BBOX_XFORM_CLIP))
     return jnp.stack([y - 0.5 * h, x - 0.5 * w, y + 0.5 * h, x + 0.5 * w], -1)
 
 
 def iou(a, b):
     """Pairwise IoU: [N, 4] x [M, 4] -> [N, M] (0 where the union is empty)."""
-    a, b = a[:, None, :], b[None, :, :]
-    ih = jnp.maximum(jnp.minimum(a[..., 2], b[..., 2]) - jnp.maximum(a[..., 0], b[..., 0]), 0)
-    iw = jnp.maximum(jnp.minimum(a[..., 3], b[..., 3]) - jnp.maximum(a[..., 1], b[..., 1]), 0)
+    ay0, ax0, ay1, ax1 = jnp.unstack(a[:, None, :], axis=-1)
+    by0, bx0, by1, bx1 = jnp.unstack(b[None, :, :], axis=-1)
+    ih = jnp.maximum(jnp.minimum(ay1, by1) - jnp.maximum(ay0, by0), 0)
+    iw = jnp.maximum(jnp.minimum(ax1, bx1) - jnp.maximum(ax0, bx0), 0)
     inter = ih * iw
-    area = lambda z: (z[..., 2] - z[..., 0]) * (z[..., 3] - z[..., 1])
-    union = area(a) + area(b) - inter
+    union = (ay1 - ay0) * (ax1 - ax0) + (by1 - by0) * (bx1 - bx0) - inter
     return jnp.where(union > 0, inter / jnp.where(union > 0, union, 1), 0)
 
 

@@ -16,8 +16,8 @@ IGNORE = -2
 
 def focal_loss(logits, cls_targets, alpha: float = 0.25, gamma: float = 1.5):
     """Sigmoid focal loss per anchor, summed over classes: [..., K], [...] -> [...] (0 if ignored)."""
-    logits = logits.astype(jnp.float32)
-    labels = jax.nn.one_hot(cls_targets, logits.shape[-1], dtype=jnp.float32)  # negatives -> zeros
+    logits = jnp.asarray(logits, jnp.float32)
+    labels = jax.nn.one_hot(cls_targets, logits.shape[-1])  # float32; negatives -> zeros
     cross_entropy = optax.sigmoid_binary_cross_entropy(logits, labels)
     # (1 - p_true) ** gamma in log space, as exp(gamma * log sigmoid(-z_true)) with z_true the
     # logit signed towards the label: the power's derivative is NaN where p_true rounds to 1.
@@ -28,7 +28,7 @@ def focal_loss(logits, cls_targets, alpha: float = 0.25, gamma: float = 1.5):
 
 def huber_loss(predictions, targets, delta: float = 0.1):
     """Huber loss averaged over the last axis (the 4 box coordinates), as Keras' Huber."""
-    error = jnp.abs(predictions.astype(jnp.float32) - targets)
+    error = jnp.abs(jnp.asarray(predictions, jnp.float32) - targets)
     return jnp.where(error <= delta, 0.5 * error ** 2, delta * (error - 0.5 * delta)).mean(-1)
 
 
@@ -39,7 +39,7 @@ def retinanet_loss(class_outputs, box_outputs, cls_targets, box_targets, alpha: 
     Both terms are summed over the batch and divided by (number of positives + 1).
     Returns `{"loss", "cls_loss", "box_loss", "num_positives"}`.
     """
-    positive = (cls_targets >= 0).astype(jnp.float32)
+    positive = jnp.asarray(cls_targets >= 0, jnp.float32)
     normalizer = positive.sum() + 1.0
     cls_loss = focal_loss(class_outputs, cls_targets, alpha, gamma).sum() / normalizer
     box_loss = (huber_loss(box_outputs, box_targets, delta) * positive).sum() / normalizer
@@ -49,5 +49,6 @@ def retinanet_loss(class_outputs, box_outputs, cls_targets, box_targets, alpha: 
 
 def classification_loss(logits, labels, label_smoothing: float = 0.0):
     """Mean softmax cross-entropy of [B, K] logits against int labels [B]."""
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
-    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()
+    _, num_classes = logits.shape
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+    return optax.softmax_cross_entropy(jnp.asarray(logits, jnp.float32), targets).mean()

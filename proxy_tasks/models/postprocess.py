@@ -33,12 +33,13 @@ def nms(boxes, scores, max_outputs: int, iou_threshold: float = 0.5):
 
 def _detect_one(logits, deltas, anchors, pre_nms_top_k, max_detections, iou_threshold,
                 score_threshold):
-    num_classes = logits.shape[-1]
-    scores, flat = jax.lax.top_k(jax.nn.sigmoid(logits.astype(jnp.float32)).reshape(-1), pre_nms_top_k)
-    anchor, cls = flat // num_classes, flat % num_classes
-    boxes = decode_boxes(deltas[anchor].astype(jnp.float32), anchors[anchor])
-    # Class-aware NMS in one pass: boxes of different classes are shifted apart so never overlap.
-    offset = (cls * (jnp.abs(boxes).max() + 1.0))[:, None]
+    probabilities = jax.nn.sigmoid(jnp.asarray(logits, jnp.float32)).reshape(-1)
+    scores, flat = jax.lax.top_k(probabilities, pre_nms_top_k)
+    anchor, cls = jnp.unravel_index(flat, logits.shape)
+    boxes = decode_boxes(jnp.asarray(deltas[anchor], jnp.float32), anchors[anchor])
+    # Class-aware NMS in one pass: each class is shifted past the previous one's boxes (by more
+    # than their span; coordinates may be negative) so boxes of different classes never overlap.
+    offset = (cls * (boxes.max() - boxes.min() + 1.0))[:, None]
     scores = jnp.where(scores >= score_threshold, scores, -jnp.inf)
     keep, valid = nms(boxes + offset, scores, max_detections, iou_threshold)
     return {"boxes": jnp.where(valid[:, None], boxes[keep], 0.0),

@@ -67,6 +67,12 @@ def test_huber_by_hand():
     np.testing.assert_allclose(huber_loss(pred, target), [(0.00125 + 0.025 + 0.015) / 4], rtol=1e-6)
 
 
+def test_huber_by_hand_with_nonzero_targets():
+    pred, target = jnp.array([[1.0625, 0.75, -0.5, 0.25]]), jnp.array([[1.0, 1.0, -0.5, 0.5]])
+    # errors 0.0625, 0.25, 0, 0.25: 0.5 * 0.0625^2; 0.1 * (0.25 - 0.05) twice; 0
+    np.testing.assert_allclose(huber_loss(pred, target), [(0.001953125 + 0.02 + 0.02) / 4], rtol=1e-6)
+
+
 def test_retinanet_loss_normalizes_by_positives_plus_one():
     logits = jnp.array([[[2.0, -1.0], [0.5, 3.0], [1.0, 1.0]]])
     boxes = jnp.array([[[0.05, 0.3, 0.0, -0.2], [9.0, 9, 9, 9], [9.0, 9, 9, 9]]])
@@ -78,6 +84,37 @@ def test_retinanet_loss_normalizes_by_positives_plus_one():
     assert float(out["num_positives"]) == 1
     np.testing.assert_allclose([out["cls_loss"], out["box_loss"], out["loss"]],
                                [cls, box, cls + 50 * box], rtol=1e-6)
+
+
+def test_retinanet_loss_passes_its_parameters_on():
+    logits = jnp.array([[[2.0, -1.0], [0.5, 3.0]]])
+    boxes = jnp.array([[[0.05, 0.3, 0.0, -0.2], [9.0, 9, 9, 9]]])
+    out = retinanet_loss(logits, boxes, jnp.array([[0, NEGATIVE]]), jnp.zeros((1, 2, 4)),
+                         alpha=0.5, gamma=2.0, delta=0.25, box_loss_weight=10.0)
+    cls = sum(focal_by_hand(z, positive, alpha=0.5, gamma=2.0)
+              for z, positive in [(2.0, True), (-1.0, False), (0.5, False), (3.0, False)]) / 2
+    box = (0.5 * 0.05 ** 2 + 0.25 * (0.3 - 0.125) + 0.0 + 0.5 * 0.2 ** 2) / 4 / 2  # delta 0.25
+    np.testing.assert_allclose([out["cls_loss"], out["box_loss"], out["loss"]],
+                               [cls, box, cls + 10 * box], rtol=1e-6)
+
+
+def test_losses_of_bfloat16_outputs_are_computed_in_float32():
+    """The model may run in bfloat16: the losses take the float32 values of its outputs."""
+    logits = jnp.array([[[1.3, -0.7], [0.4, 2.1], [-1.1, 0.6]]], jnp.bfloat16)
+    boxes = jnp.array([[[0.05, 0.3, 0.0, -0.2], [0.7, 0.15, -0.35, 0.6], [9, 9, 9, 9]]], jnp.bfloat16)
+    cls_targets, box_targets = jnp.array([[0, 1, NEGATIVE]]), jnp.full((1, 3, 4), 0.11, jnp.bfloat16)
+    as32 = lambda x: x.astype(jnp.float32)
+    out = retinanet_loss(logits, boxes, cls_targets, box_targets)
+    expected = retinanet_loss(as32(logits), as32(boxes), cls_targets, as32(box_targets))
+    assert all(value.dtype == jnp.float32 for value in out.values())
+    for name in out:
+        np.testing.assert_allclose(out[name], expected[name], rtol=1e-6)
+    for got, want in [(focal_loss(logits, cls_targets), focal_loss(as32(logits), cls_targets)),
+                      (huber_loss(boxes, box_targets), huber_loss(as32(boxes), as32(box_targets))),
+                      (classification_loss(logits[0], jnp.array([0, 1, 1])),
+                       classification_loss(as32(logits[0]), jnp.array([0, 1, 1])))]:
+        assert got.dtype == jnp.float32
+        np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 def test_classification_loss_by_hand():
