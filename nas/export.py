@@ -34,7 +34,7 @@ def best_trial(ledger: Ledger) -> Optional[Dict[str, Any]]:
     return {k: best[0][k] for k in ("trial_id", "reward", "spec_hash")} if best else None
 
 
-def export_top(folder: Path, ledger: Ledger, top: int = 3, formats: Sequence[str] = FORMATS,
+def export_top(folder: Path, ledger: Ledger, top: int, formats: Sequence[str] = FORMATS,
                out: Optional[Path] = None) -> Path:
     """Writes the `top` best specs into `out` (default `folder/specs`); returns `out`."""
     out = Path(out) if out is not None else folder / layout.SPECS_DIR

@@ -216,7 +216,7 @@ class Ledger:
             if row["seq"] > after:
                 genome = Genome.from_dict(json.loads(row["genome"]))
                 events.append((row["seq"], proposal_record(Proposal(row["trial_id"], genome))))
-            if row["result_seq"] is not None and row["result_seq"] > after:
+            if row["result_seq"] is not None:  # a result comes after its proposal: > after
                 status = OK if row["status"] == DONE else FEEDBACK_FAILED
                 events.append((row["result_seq"], result_record(
                     row["trial_id"], row["reward"], json.loads(row["metrics"]), status)))

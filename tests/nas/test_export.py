@@ -118,3 +118,32 @@ def test_a_manifest_naming_files_elsewhere_removes_none_of_them(tmp_path):
     export_top(folder, ledger, top=1)
     assert outside.read_text() == "not the export's"
 
+
+
+def test_a_failed_trial_never_ranks_even_with_a_reward(tmp_path):
+    seed, sn49, _, _ = _genomes()
+    ledger = _ledger(tmp_path, [("a", sn49, FAILED, 0.9), ("b", seed, DONE, 0.1)])
+    assert [t["trial_id"] for t in top_trials(ledger, 2)] == ["b"]
+
+
+def test_the_manifest_text_is_indented_json(tmp_path):
+    """Exports are committed with a run's results: the manifest's layout is fixed, so a
+    re-export of the same trials changes no byte."""
+    folder, ledger = _run(tmp_path)
+    out = export_top(folder, ledger, top=1, formats=("json",))
+    text = (out / MANIFEST).read_text()
+    assert text.startswith('[\n  {\n    "rank": 1,\n    "trial_id": "t3",\n')
+    assert text.endswith("\n]\n")
+    export_top(folder, ledger, top=1, formats=("json",))
+    assert (out / MANIFEST).read_text() == text
+
+
+def test_export_into_a_new_nested_folder_and_over_files_removed_by_hand(tmp_path):
+    folder, ledger = _run(tmp_path)
+    out = export_top(folder, ledger, top=2, formats=("json",), out=tmp_path / "a" / "b")
+    (out / "rank1-t3.json").unlink()
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps(manifest + [{"note": "added by hand, no files"}]))
+    export_top(folder, ledger, top=2, formats=("json",), out=out)
+    assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, "rank1-t3.json",
+                                                           "rank2-t1.json"])

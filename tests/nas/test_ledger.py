@@ -68,6 +68,22 @@ def test_history_after_a_sequence_number_in_the_order_the_controller_saw(ledger)
         assert ledger.history(after) == records[after:]
 
 
+def test_a_failed_write_is_rolled_back_whole_and_raised(ledger):
+    """A proposal id recorded twice is an error, and the sequence number it had drawn in the
+    same transaction is given back: the next proposal gets the number the failed one took."""
+    _propose(ledger, "a")
+    with pytest.raises(sqlite3.IntegrityError):
+        _propose(ledger, "a")
+    assert ledger.meta("seq") == 1
+    assert _propose(ledger, "b") == 2
+
+
+def test_an_unknown_trial_is_named(ledger):
+    with pytest.raises(LedgerError) as error:
+        ledger.trial("nope")
+    assert str(error.value) == "trial_id: 'nope' is not in the ledger"
+
+
 def test_a_state_saved_before_any_result_is_at_sequence_zero(ledger):
     assert ledger.latest_state() is None
     ledger.save_state({"population": []})
