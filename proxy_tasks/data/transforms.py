@@ -15,8 +15,7 @@ STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 
 def flip_horizontally(image: np.ndarray, boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Mirrors an image and its normalized `(ymin, xmin, ymax, xmax)` boxes."""
-    return image[:, ::-1], np.stack([boxes[:, 0], 1 - boxes[:, 3], boxes[:, 2], 1 - boxes[:, 1]],
-                                    -1).reshape(-1, 4)
+    return image[:, ::-1], np.stack([boxes[:, 0], 1 - boxes[:, 3], boxes[:, 2], 1 - boxes[:, 1]], 1)
 
 
 # NORMALIZED[c, v]: the normalized value of uint8 v in channel c (a lookup beats arithmetic).
@@ -37,16 +36,18 @@ def resize_crop_pad(image: np.ndarray, size: int, jitter: float = 1.0,
                     ) -> Tuple[np.ndarray, float, Tuple[int, int]]:
     """Resizes so the long side is `size * jitter`, crops to at most size x size, pads to it.
 
-    The crop starts at `offset_fraction` of the overhang (only with jitter > 1). Returns the
-    normalized float32 [size, size, 3] image (zero padding), the scale from original to output
-    pixels, and the crop offset (y, x) in output pixels: `output = original * scale - offset`.
+    The crop starts at `offset_fraction` (each in [0, 1]) of the overhang (only jitter > 1 gives
+    one). Returns the normalized float32 [size, size, 3] image (zero padding), the scale from
+    original to output pixels, and the crop offset (y, x) in output pixels:
+    `output = original * scale - offset`.
     """
     height, width = image.shape[:2]
     scale = size * jitter / max(height, width)
     scaled_h, scaled_w = max(1, round(height * scale)), max(1, round(width * scale))
     top = int((max(scaled_h - size, 0)) * offset_fraction[0])
     left = int((max(scaled_w - size, 0)) * offset_fraction[1])
-    crop_h, crop_w = min(size, scaled_h - top), min(size, scaled_w - left)
+    # The crop starts within the overhang, so it never runs past the scaled image.
+    crop_h, crop_w = min(size, scaled_h), min(size, scaled_w)
     resized = Image.fromarray(np.ascontiguousarray(image)).resize(
         (crop_w, crop_h), Image.BILINEAR,
         box=(left / scale, top / scale, min(width, (left + crop_w) / scale),

@@ -8,7 +8,8 @@ import pytest
 
 from proxy_tasks.data import (SPLITS, AnchorConfig, EmbeddedConfig, embedded_sources,
                               prepare_embedded, prepare_embedded_classification)
-from proxy_tasks.data.render import MASK_ALPHA, add_clutter, render_scene, sticker, tight
+from proxy_tasks.data.render import (MASK_ALPHA, add_clutter, background, paste,
+                                     render_digit_photo, render_scene, sticker, tight)
 from proxy_tasks.data.sources import load_digits, load_photos, split_digit_indices, split_digits
 from proxy_tasks.data.targets import assign_targets
 
@@ -153,6 +154,41 @@ def test_digits_are_light_ink_on_a_dark_outline():
         edges = (inside[0], inside[-1], inside[:, 0], inside[:, -1])
         assert all(edge.min() <= 3 * 160 for edge in edges)
         assert inside.max() >= 3 * 176
+
+
+class _FixedColour:
+    """A stand-in generator whose uniform draw is always the colour (100, 120, 140), mean 120."""
+
+    def uniform(self, low, high, size):
+        return np.array([100.0, 120.0, 140.0])
+
+
+@pytest.mark.parametrize("under, expected", [
+    (40, [100, 120, 140]),  # 80 from the colour's mean: contrast enough, kept
+    (200, [100, 120, 140]),
+    (150, [25, 30, 35]),  # under 80 over a light patch: darkened to a quarter
+    (127, [216.25, 221.25, 226.25]),  # over a dark one (127 is dark): 3/4 of the way to white
+    (100, [216.25, 221.25, 226.25]),
+])
+def test_clutter_ink_contrasts_with_the_pixels_it_covers(under, expected):
+    canvas = np.full((4, 4, 3), under, np.float32)
+    paste(_FixedColour(), canvas, np.ones((2, 2), np.float32), 1, 1)
+    np.testing.assert_array_equal(canvas[1:3, 1:3], np.broadcast_to(expected, (2, 2, 3)))
+    assert np.count_nonzero(canvas != under) == 12
+
+
+def test_the_photo_digit_spans_40_to_90_percent_of_the_image():
+    config = EmbeddedConfig(image_size=64, max_distractors=0)
+    digits, _ = split_digits(config, "train")
+    photos, sides = load_photos(128), []
+    for i in range(20):
+        image, _ = render_digit_photo(np.random.default_rng([3, i]), photos, digits, config)
+        # The background is drawn first from the seed; with no clutter the rest is the digit.
+        ground = background(np.random.default_rng([3, i]), photos, 64, config.background_contrast)
+        rows, cols = np.nonzero((image != np.round(ground)).any(-1))
+        sides.append(max(rows.max() - rows.min(), cols.max() - cols.min()) + 1)
+    assert round(0.4 * 64) <= min(sides) and max(sides) <= round(0.9 * 64)
+    assert max(sides) - min(sides) >= 20
 
 
 def test_classification_variant(data_dir):

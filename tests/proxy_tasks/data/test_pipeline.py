@@ -4,11 +4,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from proxy_tasks.data import (AnchorConfig, ClassificationRecord, DetectionRecord, InputConfig,
                               classification_batches, detection_batches)
 from proxy_tasks.data.targets import assign_targets
-from proxy_tasks.data.transforms import MEAN, STD, flip_horizontally, normalize, resize_crop_pad
+from proxy_tasks.data.transforms import (MEAN, STD, boxes_to_output, flip_horizontally, normalize,
+                                         resize_crop_pad)
 from proxy_tasks.models.boxes import assign_targets as jax_assign_targets
 from proxy_tasks.models.boxes import decode_boxes
 from proxy_tasks.models.losses import IGNORE, NEGATIVE
@@ -88,6 +90,36 @@ def test_resize_pads_bottom_right_and_reports_scale():
     assert not output[32:].any()
     jittered, scale, offset = resize_crop_pad(image, 64, jitter=2.0, offset_fraction=(0.5, 0.5))
     assert scale == 1.28 and offset == (0, 32) and jittered.shape == (64, 64, 3)
+    # No overhang on an axis, no offset on it, whatever the fraction.
+    _, _, offset = resize_crop_pad(image, 64, offset_fraction=(1.0, 1.0))
+    assert offset == (0, 0)
+
+
+def test_resize_crops_each_axis_at_its_own_offset_with_bilinear_sampling():
+    image = np.random.default_rng(0).integers(0, 256, (10, 8, 3), dtype=np.uint8)
+    output, scale, offset = resize_crop_pad(image, 10, jitter=2.0, offset_fraction=(0.25, 0.75))
+    # Scaled by 2 to 20 x 16: overhangs of 10 rows and 6 columns, offsets int(2.5), int(4.5).
+    assert scale == 2.0 and offset == (2, 4)
+    scaled = np.asarray(Image.fromarray(image).resize((16, 20), Image.BILINEAR), np.float32)
+    np.testing.assert_allclose(output, (scaled[2:12, 4:14] - MEAN) / STD, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 200, 3), (200, 1, 3)])
+def test_resize_keeps_one_row_or_column_of_a_sliver(shape):
+    # 1 pixel * 0.32 rounds to none: the sliver keeps one output row (column), the rest is padding.
+    output, scale, _ = resize_crop_pad(np.full(shape, 200, np.uint8), 64)
+    assert scale == 0.32
+    sliver = output[:1] if shape[0] == 1 else output[:, :1]
+    np.testing.assert_allclose(sliver, np.broadcast_to((200 - MEAN) / STD, sliver.shape), rtol=1e-6)
+    assert np.count_nonzero(output.any(-1)) == 64
+
+
+def test_boxes_to_output_scales_shifts_and_clips_to_the_output():
+    boxes = np.array([[0.0, 0.25, 0.5, 1.0], [0.5, 0.0, 1.0, 0.5]], np.float32)
+    # 100 x 200 pixels, halved, less the offset (10, 20): [-10, 5, 15, 80] and [15, -20, 40, 30].
+    pixels = boxes_to_output(boxes, (100, 200), 0.5, (10, 20), 64)
+    assert pixels.dtype == np.float32
+    np.testing.assert_array_equal(pixels, [[0, 5, 15, 64], [15, 0, 40, 30]])
 
 
 def test_flip_and_normalize():
@@ -96,6 +128,8 @@ def test_flip_and_normalize():
     assert flipped[0, 0].tolist() == [9, 10, 11]
     np.testing.assert_allclose(boxes, [[0.1, 0.6, 0.5, 0.8]], rtol=1e-6)
     np.testing.assert_allclose(normalize(image), (image - MEAN) / STD, rtol=1e-6)
+    assert normalize(image).dtype == np.float32
+    assert flip_horizontally(image, np.zeros((0, 4), np.float32))[1].shape == (0, 4)
 
 
 def test_eval_batches_keep_order_pad_and_carry_original_ground_truth(records):
