@@ -1,11 +1,13 @@
 """Two runs side by side (`nas report NAME --compare OTHER`): their best-so-far rewards on the
 same axes, with the seed's and SpineNet-49's retrained rewards as bands where either run is a
-rediscovery, and a table of both at every budget; e.g. a search against its random control."""
+rediscovery, and tables of both at every budget (the best so far, and the median trial so far:
+where each run spends its budget); e.g. a search against its random control."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from nas.ledger import Ledger
 from nas.reports.search import (Reference, best_so_far, draw_references, finished_in_order,
@@ -36,13 +38,14 @@ def write_comparison(folder: Path, ledger: Ledger, other: str, other_ledger: Led
                      references: Dict[str, Reference]) -> Path:
     """Writes `compare_OTHER.md` and its plot into `folder`; returns the Markdown's path. The
     caller has checked the two runs with `check_comparable` before writing anything."""
-    curves = {folder.name: best_so_far(finished_in_order(ledger)),
-              other: best_so_far(finished_in_order(other_ledger))}
+    trials = {folder.name: finished_in_order(ledger), other: finished_in_order(other_ledger)}
+    curves = {run: best_so_far(finished) for run, finished in trials.items()}
+    medians = {run: median_so_far(finished) for run, finished in trials.items()}
     files = comparison_files(other)
     _plot(curves, references, folder / files["png"])
     path = folder / files["md"]
     path.write_text("\n".join(_markdown(folder.name, ledger, other, other_ledger, curves,
-                                        references, files["png"])) + "\n")
+                                        medians, references, files["png"])) + "\n")
     return path
 
 
@@ -64,8 +67,8 @@ def _plot(curves: Dict[str, List[Optional[float]]], references: Dict[str, Refere
 
 
 def _markdown(name: str, ledger: Ledger, other: str, other_ledger: Ledger,
-              curves: Dict[str, List[Optional[float]]], references: Dict[str, Reference],
-              png: str) -> List[str]:
+              curves: Dict[str, List[Optional[float]]], medians: Dict[str, List[Optional[float]]],
+              references: Dict[str, Reference], png: str) -> List[str]:
     configs = {name: ledger.meta("config"), other: other_ledger.meta("config")}
     text = [f"# {name} against {other}", "",
             f"Best reward so far against finished trials, on the same axes. Space "
@@ -88,6 +91,11 @@ def _markdown(name: str, ledger: Ledger, other: str, other_ledger: Ledger,
     for n, mine, theirs in budget_rows(curves[name], curves[other]):
         difference = "-" if mine is None or theirs is None else f"{mine - theirs:+.4f}"
         text.append(f"| {n} | {reward_text(mine)} | {reward_text(theirs)} | {difference} |")
+    text += ["", "The median reward of the trials finished so far (failed ones not counted): "
+                 "where each run spends its budget.", "",
+             f"| finished trials | {name} | {other} |", "| --- | --- | --- |"]
+    for n, mine, theirs in budget_rows(medians[name], medians[other]):
+        text.append(f"| {n} | {reward_text(mine)} | {reward_text(theirs)} |")
     shared = min(len(curve) for curve in curves.values())
     if shared >= FROM:
         behind = not_ahead(curves[name], curves[other], FROM)
@@ -95,6 +103,17 @@ def _markdown(name: str, ledger: Ledger, other: str, other_ledger: Ledger,
                  + ("yes." if not behind else f"no: level or behind at {len(behind)} of "
                     f"{shared - FROM + 1} budgets, first at {behind[0]}.")]
     return text
+
+
+def median_so_far(trials: Sequence[Dict[str, Any]]) -> List[Optional[float]]:
+    """The median reward of the successful trials among the first n, for every n (None until
+    one succeeded)."""
+    rewards, out = [], []
+    for trial in trials:
+        if trial["reward"] is not None:
+            rewards.append(trial["reward"])
+        out.append(statistics.median(rewards) if rewards else None)
+    return out
 
 
 def budget_rows(mine: List[Optional[float]], theirs: List[Optional[float]],

@@ -3,13 +3,19 @@ budgets at which one run is not ahead, which runs compare at all, the stretches 
 
 import pytest
 
-from nas.reports.compare import budget_rows, check_comparable, not_ahead
+from nas.reports.compare import budget_rows, check_comparable, median_so_far, not_ahead
 from nas.reports.search import best_so_far, chunks
 
 
 def test_best_so_far_skips_failures_and_keeps_the_maximum():
     rewards = [None, 0.2, 0.1, None, 0.5, 0.3]
     assert best_so_far([{"reward": r} for r in rewards]) == [None, 0.2, 0.2, 0.2, 0.5, 0.5]
+
+
+def test_median_so_far_skips_failures_and_averages_an_even_count():
+    rewards = [None, 0.2, 0.1, None, 0.5, 0.3]
+    assert median_so_far([{"reward": r} for r in rewards]) == [
+        None, 0.2, pytest.approx(0.15), pytest.approx(0.15), 0.2, pytest.approx(0.25)]
 
 
 def test_budget_rows_every_ten_and_at_each_runs_end():
