@@ -98,10 +98,8 @@ def _markdown(name: str, ledger: Ledger, other: str, other_ledger: Ledger,
         text.append(f"| {n} | {reward_text(mine)} | {reward_text(theirs)} |")
     shared = min(len(curve) for curve in curves.values())
     if shared >= FROM:
-        behind = not_ahead(curves[name], curves[other], FROM)
         text += ["", f"{name} ahead of {other} at every budget from {FROM} to {shared} trials: "
-                 + ("yes." if not behind else f"no: level or behind at {len(behind)} of "
-                    f"{shared - FROM + 1} budgets, first at {behind[0]}.")]
+                 + ahead_verdict(curves[name], curves[other], FROM)]
     return text
 
 
@@ -130,6 +128,18 @@ def not_ahead(mine: List[Optional[float]], theirs: List[Optional[float]],
     above `theirs`'."""
     return [n for n in range(start, min(len(mine), len(theirs)) + 1)
             if not (_at(mine, n) or 0.0) > (_at(theirs, n) or 0.0)]
+
+
+def ahead_verdict(mine: List[Optional[float]], theirs: List[Optional[float]], start: int) -> str:
+    """"yes." if `mine` is ahead at every budget from `start` while both last, else where and
+    by how much it is not."""
+    behind = not_ahead(mine, theirs, start)
+    if not behind:
+        return "yes."
+    gap = max((_at(theirs, n) or 0.0) - (_at(mine, n) or 0.0) for n in behind)
+    budgets = min(len(mine), len(theirs)) - start + 1
+    return (f"no: level or behind at {len(behind)} of {budgets} budgets, first at {behind[0]}, "
+            f"by up to {gap:.4f}.")
 
 
 def _at(curve: List[Optional[float]], n: int) -> Optional[float]:

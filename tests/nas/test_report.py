@@ -3,7 +3,8 @@ budgets at which one run is not ahead, which runs compare at all, the stretches 
 
 import pytest
 
-from nas.reports.compare import budget_rows, check_comparable, median_so_far, not_ahead
+from nas.reports.compare import (ahead_verdict, budget_rows, check_comparable, median_so_far,
+                                 not_ahead)
 from nas.reports.search import best_so_far, chunks
 
 
@@ -33,6 +34,18 @@ def test_not_ahead_lists_the_level_and_behind_budgets_while_both_last():
     assert not_ahead(mine, theirs, 1) == [1, 3, 4]
     assert not_ahead(mine, theirs, 2) == [3, 4]
     assert not_ahead([None, 0.1], [None, None], 1) == [1]
+
+
+def test_ahead_verdict_says_where_and_by_how_much():
+    mine = [0.1, 0.3, 0.3, 0.3, 0.6]
+    theirs = [0.3, 0.2, 0.3, 0.45]
+    assert ahead_verdict(mine, theirs, 1) == ("no: level or behind at 3 of 4 budgets, first at 1, "
+                                              "by up to 0.2000.")
+    assert ahead_verdict(mine, theirs, 2) == ("no: level or behind at 2 of 3 budgets, first at 3, "
+                                              "by up to 0.1500.")
+    assert ahead_verdict(mine[1:3], theirs[1:3], 1) == "no: level or behind at 1 of 2 budgets, " \
+        "first at 2, by up to 0.0000."
+    assert ahead_verdict([0.3, 0.4], [0.2, 0.3, 0.5], 1) == "yes."
 
 
 def test_chunks_split_at_pauses_longer_than_the_gap():
