@@ -84,6 +84,15 @@ def test_an_unknown_trial_is_named(ledger):
     assert str(error.value) == "trial_id: 'nope' is not in the ledger"
 
 
+def test_a_ledger_without_a_run_is_refused(tmp_path):
+    """A ledger created but never given a search's config (a driver killed at once)."""
+    path = tmp_path / LEDGER_FILE
+    Ledger(path, create=True).close()
+    with pytest.raises(LedgerError) as error:
+        Ledger(path)
+    assert str(error.value) == f"ledger: {str(path)!r} holds no search run"
+
+
 def test_a_state_saved_before_any_result_is_at_sequence_zero(ledger):
     assert ledger.latest_state() is None
     ledger.save_state({"population": []})
