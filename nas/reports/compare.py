@@ -87,19 +87,20 @@ def _markdown(name: str, ledger: Ledger, other: str, other_ledger: Ledger,
     text += [f"{label}: {value:.4f}" + (f" +- {spread:.4f} (the band: its spread over seeds)."
                                          if spread else ".")
              for label, (value, spread) in references.items()]
-    text += ["", f"| finished trials | {name} | {other} | difference |", "| --- | --- | --- | --- |"]
+    text += ["", "## Best reward so far", "",
+             f"| finished trials | {name} | {other} | difference |", "| --- | --- | --- | --- |"]
     for n, mine, theirs in budget_rows(curves[name], curves[other]):
         difference = "-" if mine is None or theirs is None else f"{mine - theirs:+.4f}"
         text.append(f"| {n} | {reward_text(mine)} | {reward_text(theirs)} | {difference} |")
-    text += ["", "The median reward of the trials finished so far (failed ones not counted): "
-                 "where each run spends its budget.", "",
-             f"| finished trials | {name} | {other} |", "| --- | --- | --- |"]
-    for n, mine, theirs in budget_rows(medians[name], medians[other]):
-        text.append(f"| {n} | {reward_text(mine)} | {reward_text(theirs)} |")
     shared = min(len(curve) for curve in curves.values())
     if shared >= FROM:
         text += ["", f"{name} ahead of {other} at every budget from {FROM} to {shared} trials: "
                  + ahead_verdict(curves[name], curves[other], FROM)]
+    text += ["", "## Median reward so far", "",
+             "Of the trials finished so far, failed ones not counted: where each run spends its "
+             "budget.", "", f"| finished trials | {name} | {other} |", "| --- | --- | --- |"]
+    for n, mine, theirs in budget_rows(medians[name], medians[other]):
+        text.append(f"| {n} | {reward_text(mine)} | {reward_text(theirs)} |")
     return text
 
 
