@@ -5,10 +5,11 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from proxy_tasks.data import (SPLITS, AnchorConfig, EmbeddedConfig, embedded_sources,
                               prepare_embedded, prepare_embedded_classification)
-from proxy_tasks.data.render import (MASK_ALPHA, add_clutter, background, paste,
+from proxy_tasks.data.render import (MASK_ALPHA, add_clutter, background, compose, paste,
                                      render_digit_photo, render_scene, sticker, tight)
 from proxy_tasks.data.sources import load_digits, load_photos, split_digit_indices, split_digits
 from proxy_tasks.data.targets import assign_targets
@@ -175,6 +176,116 @@ def test_clutter_ink_contrasts_with_the_pixels_it_covers(under, expected):
     paste(_FixedColour(), canvas, np.ones((2, 2), np.float32), 1, 1)
     np.testing.assert_array_equal(canvas[1:3, 1:3], np.broadcast_to(expected, (2, 2, 3)))
     assert np.count_nonzero(canvas != under) == 12
+
+
+class _Extremes:
+    """A stand-in generator drawing every integer at the top (or bottom) of its range, every
+    uniform at the middle of its range, and `flip` for the flip draw."""
+
+    def __init__(self, highest, flip):
+        self.highest, self.flip = highest, flip
+
+    def integers(self, low, high=None):
+        low, high = (0, low) if high is None else (low, high)
+        return high - 1 if self.highest else low
+
+    def random(self):
+        return self.flip
+
+    def uniform(self, low, high=1.0, size=None):
+        middle = (low + high) / 2
+        return middle if size is None else np.full(size, middle)
+
+
+# A 12 x 8 photo of random pixels. With contrast 1 and the middle of the brightness (-40..40)
+# and gain (0.8..1.2) ranges the jitter is the identity, so the background is the plain crop.
+_PHOTO = np.random.default_rng(1).integers(0, 256, (8, 12, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("highest, side, top, left", [
+    (True, 8, 0, 4),  # the whole short side, at the far right
+    (False, 2, 0, 0),  # a quarter of the short side, at the top left
+])
+def test_background_crops_a_square_of_a_quarter_to_all_of_the_short_side(highest, side, top,
+                                                                         left):
+    # Resized to its own side the crop is copied pixel for pixel.
+    image = background(_Extremes(highest, 0.5), [Image.fromarray(_PHOTO)], side, (1.0, 1.0))
+    np.testing.assert_array_equal(image, _PHOTO[top:top + side, left:left + side])
+
+
+@pytest.mark.parametrize("flip, flipped", [(0.0, True), (0.4999, True), (0.5, False),
+                                           (0.9, False)])
+def test_background_flips_left_right_half_the_time(flip, flipped):
+    image = background(_Extremes(True, flip), [Image.fromarray(_PHOTO)], 8, (1.0, 1.0))
+    crop = _PHOTO[:, 4:]
+    np.testing.assert_array_equal(image, crop[:, ::-1] if flipped else crop)
+
+
+def test_background_resizes_bilinearly():
+    # A 2 x 2 photo, black left and grey (100) right, upscaled to 4 x 4: output column
+    # centres fall at 0.25, 0.75, 1.25, 1.75 of the input, so bilinear weights give
+    # 0, 0.25 * 100, 0.75 * 100, 100 (bicubic would overshoot: 0, 21, 79, 109).
+    photo = np.zeros((2, 2, 3), np.uint8)
+    photo[:, 1] = 100
+    image = background(_Extremes(True, 0.5), [Image.fromarray(photo)], 4, (1.0, 1.0))
+    np.testing.assert_array_equal(image, np.broadcast_to(
+        np.array([0, 25, 75, 100], np.float32)[None, :, None], (4, 4, 3)))
+
+
+def _draws(objects):
+    """A `draw_object` that returns the given (mask, top, left, label) or None in turn."""
+    objects = iter(objects)
+    return lambda canvas: next(objects)
+
+
+def _compose(objects, min_visible=0.5):
+    config = EmbeddedConfig(image_size=64, min_objects=len(objects), max_objects=len(objects),
+                            min_visible=min_visible)
+    canvas = np.zeros((64, 64, 3), np.float32)
+    return compose(np.random.default_rng(0), canvas, _draws(objects), config)
+
+
+def test_compose_boxes_are_the_tight_boxes_of_the_pasted_masks():
+    # An irregular mask whose first and last rows and columns each hold a single pixel.
+    mask = np.zeros((7, 6), bool)
+    mask[1, 3] = mask[5, 2] = mask[3, 1] = mask[2, 4] = True
+    mask[2:5, 2:4] = True
+    rows, cols = np.nonzero(mask)
+    scene = _compose([(mask, 10, 20, 7)])
+    np.testing.assert_array_equal(scene.boxes, [[10 + rows.min(), 20 + cols.min(),
+                                                 10 + rows.max() + 1, 20 + cols.max() + 1]])
+    np.testing.assert_array_equal(scene.labels, [7])
+    np.testing.assert_array_equal(scene.areas, [mask.sum()])
+
+
+def test_compose_keeps_an_object_exactly_at_min_visible_and_counts_only_its_pixels():
+    # Object 0 (4 pixels) is half covered by object 1 (2 pixels): 2 = 0.5 * 4 visible, kept.
+    # Areas count the visible pixels only, never the empty canvas around them.
+    square = np.ones((2, 2), bool)
+    scene = _compose([(square, 0, 0, 3), (np.ones((1, 2), bool), 0, 0, 4)])
+    np.testing.assert_array_equal(scene.boxes, [[0, 0, 2, 2], [0, 0, 1, 2]])
+    np.testing.assert_array_equal(scene.labels, [3, 4])
+    np.testing.assert_array_equal(scene.areas, [2, 2])
+    # A third object covering one more pixel of object 0 leaves it under half: dropped.
+    scene = _compose([(square, 0, 0, 3), (np.ones((1, 2), bool), 0, 0, 4),
+                      (np.ones((1, 1), bool), 1, 0, 5)])
+    np.testing.assert_array_equal(scene.labels, [4, 5])
+    np.testing.assert_array_equal(scene.areas, [2, 1])
+
+
+def test_compose_skips_an_object_that_draws_nothing_and_goes_on():
+    scene = _compose([None, (np.ones((3, 2), bool), 5, 6, 9), None])
+    np.testing.assert_array_equal(scene.boxes, [[5, 6, 8, 8]])
+    np.testing.assert_array_equal(scene.labels, [9])
+    np.testing.assert_array_equal(scene.areas, [6])
+
+
+@pytest.mark.parametrize("objects", [[None], [(np.ones((1, 1), bool), 0, 0, 1)]])
+def test_compose_gives_fixed_dtypes_with_or_without_objects(objects):
+    scene = _compose(objects)
+    assert scene.image.dtype == np.uint8 and scene.boxes.dtype == np.float32
+    assert scene.labels.dtype == scene.areas.dtype == np.int64
+    assert scene.boxes.shape == (len(scene.labels), 4)
 
 
 def test_the_photo_digit_spans_40_to_90_percent_of_the_image():
