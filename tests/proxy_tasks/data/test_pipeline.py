@@ -8,11 +8,11 @@ from PIL import Image
 
 from proxy_tasks.data import (AnchorConfig, ClassificationRecord, DetectionRecord, InputConfig,
                               classification_batches, detection_batches)
-from proxy_tasks.data.targets import assign_targets
+from proxy_tasks.data.targets import assign_targets, pairwise_iou
 from proxy_tasks.data.transforms import (MEAN, STD, boxes_to_output, flip_horizontally, normalize,
                                          resize_crop_pad)
 from proxy_tasks.models.boxes import assign_targets as jax_assign_targets
-from proxy_tasks.models.boxes import decode_boxes
+from proxy_tasks.models.boxes import decode_boxes, iou
 from proxy_tasks.models.losses import IGNORE, NEGATIVE
 from tests.proxy_tasks.data_helpers import scene_records
 
@@ -58,6 +58,33 @@ def test_forced_matching_gives_every_box_its_best_anchor():
                                    atol=1e-6)
         cls, _ = assign(anchors, boxes, labels, force_match=False)
         assert np.asarray(cls).tolist() == [NEGATIVE, 6, NEGATIVE]
+
+
+def test_pairwise_iou_by_hand():
+    a = np.array([[0.0, 0, 10, 10]])
+    b = np.array([[0.0, 5, 10, 15],  # half overlapping: 50 / 150
+                  [20.0, 20, 30, 30],  # apart on both axes
+                  [20.0, 0, 30, 10], [0.0, 20, 10, 30],  # apart on one axis only
+                  [0.0, 0, 0.1, 0.1],  # inside and tiny: 0.01 / 100
+                  [3.0, 3, 3, 3]])  # empty
+    got = pairwise_iou(a, b)  # float64 in, float32 out (the pipeline's dtype)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, [[50 / 150, 0, 0, 0, 1e-4, 0]], rtol=1e-5)
+    tiny = pairwise_iou(np.array([[0.0, 0, 0.1, 0.1]]), np.array([[0.0, 0.05, 0.1, 0.15]]))
+    np.testing.assert_allclose(tiny, [[1 / 3]], rtol=1e-5)  # the same pair at 1/100 scale
+    empty = np.array([[3.0, 3, 3, 3], [0.0, 0, 0, 5]])
+    np.testing.assert_array_equal(pairwise_iou(empty, empty), np.zeros((2, 2)))
+
+
+def test_pairwise_iou_matches_the_models_jax_iou():
+    """The input pipeline's in-place IoU against the model's (tested by hand in test_boxes), on
+    boxes that overlap, touch, lie apart and are tiny or empty."""
+    rng = np.random.default_rng(0)
+    corners = np.sort(rng.choice(np.arange(0.0, 12.0, 0.5), (2, 60, 2, 2)), axis=-1)
+    a, b = (np.stack([c[:, 0, 0], c[:, 1, 0], c[:, 0, 1], c[:, 1, 1]], -1) for c in corners)
+    b[:5] *= 0.01  # tiny boxes: unions below 1
+    np.testing.assert_allclose(pairwise_iou(a, b), iou(a.astype(np.float32), b.astype(np.float32)),
+                               rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("force_match", [True, False])
