@@ -168,6 +168,7 @@ class _FixedColour:
     (40, [100, 120, 140]),  # 80 from the colour's mean: contrast enough, kept
     (200, [100, 120, 140]),
     (150, [25, 30, 35]),  # under 80 over a light patch: darkened to a quarter
+    (128, [25, 30, 35]),  # 128 is light
     (127, [216.25, 221.25, 226.25]),  # over a dark one (127 is dark): 3/4 of the way to white
     (100, [216.25, 221.25, 226.25]),
 ])
