@@ -186,6 +186,45 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, monkeypatch, arg
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("assignment, message", [
+    ("controller.seed=-1", "controller.seed: must be >= 0, got -1"),
+    ("controller.initial_mutants=-1", "controller.initial_mutants: must be >= 0, got -1"),
+    ("objective.name=fast", "objective.name: 'fast' is not one of ap, mnas, similarity"),
+    ("objective.mode=never", "objective.mode: 'never' is not one of above, always"),
+    ("objective.delay_s=-0.5", "objective.delay_s: must be >= 0, got -0.5"),
+    ("objective.target_flops=0", "objective.target_flops: must be > 0, got 0.0"),
+    ("objective.weight=0.1", "objective.weight: must be <= 0, got 0.1"),
+    ("constraints.max_flops=0", "constraints.max_flops: must be > 0, got 0.0"),
+    ("constraints.max_params=-1", "constraints.max_params: must be > 0, got -1.0"),
+    ("proxy.seeds=[-1]", "proxy.seeds: must be >= 0, got -1"),
+    ("proxy.seeds=[1, 1]", "proxy.seeds: repeated seeds in [1, 1]"),
+    ("resources.gpus=-1", "resources.gpus: must be >= 0, got -1.0"),
+    ("resources.tpus=-1", "resources.tpus: must be >= 0, got -1"),
+    ("resources.hosts=0", "resources.hosts: must be >= 1, got 0"),
+    ("resources.placement=ANY",
+     "resources.placement: 'ANY' is not one of STRICT_SPREAD, SPREAD, PACK, STRICT_PACK"),
+    ("early_stopping.grace_epochs=0", "early_stopping.grace_epochs: must be >= 1, got 0"),
+    ("early_stopping.reduction_factor=1", "early_stopping.reduction_factor: must be >= 2, got 1"),
+    ("space=nope", "space: 'nope' is not one of spinenet-49, r0-sp53"),
+    ("retries=-1", "retries: must be >= 0, got -1"),
+    ("concurrency=0", "concurrency: must be >= 1, got 0"),
+])
+def test_every_checked_field_is_named_with_its_value(assignment, message):
+    with pytest.raises(ValueError) as error:
+        load_config(assignments=[assignment])
+    assert str(error.value) == message
+
+
+def test_each_limit_itself_is_accepted():
+    config = load_config(assignments=[
+        "controller.seed=0", "controller.initial_mutants=0", "objective.name=mnas",
+        "objective.target_flops=0.5", "objective.weight=0", "objective.delay_s=0",
+        "constraints.max_flops=0.5", "constraints.max_params=0.5", "resources.cpus=0.5",
+        "resources.gpus=0", "resources.tpus=0", "resources.hosts=1", "retries=0",
+        "concurrency=1", "early_stopping.grace_epochs=1", "early_stopping.reduction_factor=2"])
+    assert (config.objective.target_flops, config.resources.cpus) == (0.5, 0.5)
+
+
 def test_unsafe_yaml_is_refused(tmp_path, capsys):
     path = tmp_path / "evil.yaml"
     path.write_text("space: !!python/object/apply:os.system ['echo pwned']\n")
