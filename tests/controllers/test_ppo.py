@@ -32,7 +32,8 @@ def test_ppo_increases_the_expected_reward():
 
 def test_ppo_samples_whole_batches_per_policy_call_without_retracing():
     """The policy's programs, built afresh (earlier tests may have traced the cached ones),
-    are traced once each over three sampled batches and three updates."""
+    are traced once each over three sampled batches and three updates, alone or after other
+    tests."""
     policy_program.cache_clear()
     traced = []
 
@@ -50,7 +51,10 @@ def test_ppo_samples_whole_batches_per_policy_call_without_retracing():
     finally:
         jax.monitoring.unregister_event_duration_listener(on_event)
     assert (controller.num_batches, controller.num_updates) == (3, 3)  # after the seed genome
-    assert sorted(traced) == ["init", "sample", "update"]
+    # JAX's own helpers (e.g. the random bits' fold-in) are traced here too when no earlier test
+    # traced them: each at most once, like the policy's three programs.
+    assert sorted(set(traced) & {"init", "sample", "update"}) == ["init", "sample", "update"]
+    assert len(traced) == len(set(traced)), traced
 
 
 def test_decision_table_covers_only_searched_groups():
