@@ -87,6 +87,19 @@ def test_pairwise_iou_matches_the_models_jax_iou():
                                rtol=1e-5, atol=1e-7)
 
 
+def test_assignment_edges_dtypes_and_no_forced_match_without_overlap():
+    # IoU exactly 0.4 (40 / 100, exact in float32) is ignored, not negative. The second box
+    # overlaps no anchor: its "best" anchor (the first, all IoUs being 0) is not forced to it.
+    anchors = np.array([[50.0, 50, 60, 60], [0.0, 0, 10, 10], [0.0, 0, 10, 4]], np.float32)
+    boxes = np.array([[0.0, 0, 10, 10], [20.0, 20, 30, 30]], np.float32)
+    cls, targets = assign_targets(anchors, boxes, np.array([5, 6]))
+    assert cls.dtype == np.int32 and targets.dtype == np.float32
+    assert cls.tolist() == [NEGATIVE, 5, IGNORE]
+    np.testing.assert_array_equal(targets, 0)  # the one positive is its box exactly
+    empty_cls, empty_targets = assign_targets(anchors, np.zeros((0, 4)), np.zeros(0, np.int64))
+    assert (empty_cls.dtype, empty_targets.dtype) == (np.int32, np.float32)
+
+
 @pytest.mark.parametrize("force_match", [True, False])
 def test_numpy_assignment_matches_the_models_jax_assignment(records, force_match):
     anchors = AnchorConfig().anchors(64)
