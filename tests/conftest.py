@@ -13,7 +13,6 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 
-
 if "MUTANT_UNDER_TEST" in os.environ:  # under mutmut (`make mutation`) only
     import jax
     import pytest

@@ -117,7 +117,8 @@ def median_so_far(trials: Sequence[Dict[str, Any]]) -> List[Optional[float]]:
 
 def budget_rows(mine: List[Optional[float]], theirs: List[Optional[float]],
                 every: int = EVERY) -> List[Tuple[int, Optional[float], Optional[float]]]:
-    """(trials, best so far of each run) every `every` trials and at each run's last trial."""
+    """(trials, each run's curve after that many: its best or median so far) every `every`
+    trials and at each run's last trial."""
     budgets = set(range(every, max(len(mine), len(theirs)) + 1, every))
     budgets |= {len(curve) for curve in (mine, theirs) if curve}
     return [(n, _at(mine, n), _at(theirs, n)) for n in sorted(budgets)]
@@ -144,6 +145,6 @@ def ahead_verdict(mine: List[Optional[float]], theirs: List[Optional[float]], st
 
 
 def _at(curve: List[Optional[float]], n: int) -> Optional[float]:
-    """The best so far after `n` trials; None past the run's end."""
+    """The curve's value after `n` trials; None past the run's end."""
     return curve[n - 1] if n <= len(curve) else None
 
