@@ -312,7 +312,7 @@ def apply_sets(data: dict, assignments: Iterable[str]) -> dict:
         if not sep or not key:
             raise ValueError(f"--set {assignment!r}: expected key=value")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = yaml.safe_load(text)  # an empty value is None
         except yaml.YAMLError:
             raise ValueError(f"--set {key}: cannot read the value {text!r}") from None
         _set_dotted(data, key, value)
@@ -342,21 +342,9 @@ def read_config_file(path) -> dict:
     return data or {}
 
 
-def load_config(path: Optional[str] = None, assignments: Iterable[str] = (),
-                defaults: Optional[dict] = None) -> SearchConfig:
-    """The search config from `defaults`, then the YAML file, then the `--set` assignments."""
-    data = _merge(defaults or {}, read_config_file(path) if path else {})
-    return from_data(SearchConfig, apply_sets(data, assignments))
-
-
-def _merge(base: dict, top: dict) -> dict:
-    merged = _copy(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = _copy(value)
-    return merged
+def load_config(path: Optional[str] = None, assignments: Iterable[str] = ()) -> SearchConfig:
+    """The search config from the YAML file, then the `--set` assignments."""
+    return from_data(SearchConfig, apply_sets(read_config_file(path) if path else {}, assignments))
 
 
 def dump_config(config: SearchConfig) -> str:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from nas.cli import main
-from nas.config import SearchConfig, apply_sets, from_data, load_config
+from nas.config import SearchConfig, apply_sets, dump_config, from_data, load_config
 from nas.ledger import LEDGER_FILE, Ledger
 from proxy_tasks.presets import get_preset
 from nas.stack import initial_genomes
@@ -192,6 +192,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, monkeypatch, arg
     ("objective.name=fast", "objective.name: 'fast' is not one of ap, mnas, similarity"),
     ("objective.mode=never", "objective.mode: 'never' is not one of above, always"),
     ("objective.delay_s=-0.5", "objective.delay_s: must be >= 0, got -0.5"),
+    ("objective.name=mnas", "objective.target_flops: the mnas objective needs a FLOPs target"),
     ("objective.target_flops=0", "objective.target_flops: must be > 0, got 0.0"),
     ("objective.weight=0.1", "objective.weight: must be <= 0, got 0.1"),
     ("constraints.max_flops=0", "constraints.max_flops: must be > 0, got 0.0"),
@@ -213,6 +214,75 @@ def test_every_checked_field_is_named_with_its_value(assignment, message):
     with pytest.raises(ValueError) as error:
         load_config(assignments=[assignment])
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize("assignments, message", [
+    (["objective.target_flops=lots"], "objective.target_flops: expected a number, got 'lots'"),
+    (["proxy.seeds=[0, x]"], "proxy.seeds[1]: expected an integer, got 'x'"),
+    (["space=3"], "space: expected a string, got 3"),
+    (["proxy=3"], "proxy: expected a mapping of keys, got 3"),
+    (["resources.cpu=1"], "resources.cpu: unknown key; keys here: cpus, gpus, tpus, hosts, "
+                          "placement"),
+    (["max_trials=3", "max_trials.x=1"], "--set max_trials.x: max_trials is not a section"),
+    (["controller.name=random", "controller.name.x.y=1"],
+     "--set controller.name.x.y: controller.name is not a section"),
+    (["max_trials=[1"], "--set max_trials: cannot read the value '[1'"),
+    (["early_stopping.enabled=true", "proxy.seeds=[0, 1]"],
+     "early_stopping.enabled: ASHA needs one seed per trial, got proxy.seeds [0, 1]"),
+])
+def test_bad_values_and_keys_are_named_exactly(assignments, message):
+    with pytest.raises(ValueError) as error:
+        load_config(assignments=assignments)
+    assert str(error.value) == message
+
+
+def test_a_whole_config_that_is_not_a_mapping_is_named_config():
+    with pytest.raises(ValueError) as error:
+        from_data(SearchConfig, [1])
+    assert str(error.value) == "config: expected a mapping of keys, got [1]"
+
+
+def test_empty_values_and_sections_take_the_defaults(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(str(empty)) == SearchConfig()
+    assert load_config(assignments=["controller=", "proxy="]) == SearchConfig()
+
+
+def test_asha_with_one_seed_evaluates_every_epoch():
+    config = load_config(assignments=["early_stopping.enabled=true"])
+    assert config.proxy.seeds == (0,)
+    assert config.proxy_config() == dataclasses.replace(SearchConfig().proxy_config(),
+                                                        eval_every_epoch=True)
+    assert not SearchConfig().proxy_config().eval_every_epoch
+
+
+@pytest.mark.parametrize("text, message", [
+    ("space: [unclosed\n", "is not valid YAML"),
+    ("[1, 2]\n", "must hold a mapping of keys, got [1, 2]"),
+])
+def test_a_bad_config_file_is_named_by_its_path(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as error:
+        load_config(str(path))
+    assert str(error.value).startswith(f"--config: {str(path)!r} ") and message in str(error.value)
+
+
+def test_a_field_of_a_type_configs_cannot_hold_is_a_programming_error():
+    @dataclasses.dataclass(frozen=True)
+    class Section:
+        weights: dict = dataclasses.field(default_factory=dict)
+
+    with pytest.raises(TypeError) as error:
+        from_data(Section, {"weights": {}}, "extra")
+    assert str(error.value) == "extra.weights: unsupported config type <class 'dict'>"
+
+
+def test_the_saved_config_keeps_the_order_of_the_fields():
+    saved = yaml.safe_load(dump_config(SearchConfig()))
+    assert list(saved) == [f.name for f in dataclasses.fields(SearchConfig)]
+    assert list(saved["resources"]) == ["cpus", "gpus", "tpus", "hosts", "placement"]
 
 
 def test_each_limit_itself_is_accepted():
