@@ -195,6 +195,7 @@ def test_cli_refuses_bad_input(capsys):
         assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow  # eight real trials: two minutes
 def test_cli_fidelity_on_tiny_end_to_end(tmp_path, monkeypatch, capsys):
     """Two tiny networks, 2 seeds, factor 2 on one device: one JSON document; run again, every
     trial is read back from `--out` and the same figures come out. The base config and mesh
