@@ -1,10 +1,17 @@
 """The proxy optimizer: SGD with momentum or Adam, linear warm-up then cosine or step decay,
-weight decay on kernels, gradient clipping."""
+weight decay on kernels, gradient clipping; `apply_gradients` steps it (Adam on the CPU as one
+fused call, `proxy_tasks.cpu_kernels`)."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable, NamedTuple, Optional
+
 import jax
+import jax.numpy as jnp
 import optax
+
+from proxy_tasks.cpu_kernels import ops as cpu_kernels
 
 SCHEDULES = ("cosine", "step")
 OPTIMIZERS = ("sgd", "adam")
@@ -27,24 +34,82 @@ def learning_rate(base: float, warmup_steps: int, total_steps: int, schedule: st
     return optax.join_schedules([warmup, decay], [warmup_steps])
 
 
+def _kernels_only(params):
+    return jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdamW:
+    """Adam (b1, b2, eps, eps_root) at `rate`, decoupled weight decay on the kernels, clipping to
+    the global norm `clip_norm` first (0: none): optax's chain, and its step in one CPU call."""
+
+    rate: optax.Schedule
+    b1: float
+    weight_decay: float
+    clip_norm: float
+    b2: float = 0.999
+    eps: float = 1e-8
+    eps_root: float = 0.0
+
+    def transform(self) -> optax.GradientTransformation:
+        adamw = optax.adamw(self.rate, self.b1, self.b2, self.eps, self.eps_root,
+                            weight_decay=self.weight_decay, mask=_kernels_only)
+        clip = [optax.clip_by_global_norm(self.clip_norm)] if self.clip_norm > 0 else []
+        return optax.chain(*clip, adamw)
+
+    def fused_step(self, grads, state, params):
+        """`apply_gradients` through `cpu_kernels`' global norm and AdamW step, on the state of
+        `transform()`."""
+        adam, masked, schedule = state[-1]
+        norm = cpu_kernels.global_norm(jax.tree_util.tree_leaves(grads))
+        clip = jnp.where(norm < self.clip_norm, 1.0, self.clip_norm / norm) if self.clip_norm > 0 else 1.0
+        count = optax.safe_increment(adam.count)
+        scalars = jnp.stack([self.rate(schedule.count), 1 - self.b1 ** count,
+                             1 - self.b2 ** count, clip]).astype(jnp.float32)
+        treedef = jax.tree_util.tree_structure(params)
+        steps = [cpu_kernels.adamw_step(p, g, m, v, scalars, b1=self.b1, b2=self.b2, eps=self.eps,
+                                        eps_root=self.eps_root,
+                                        decay=self.weight_decay if p.ndim > 1 else 0.0)
+                 for p, g, m, v in zip(*(treedef.flatten_up_to(t)
+                                         for t in (params, grads, adam.mu, adam.nu)))]
+        params, mu, nu = (treedef.unflatten(part) for part in zip(*steps))
+        inner = (adam._replace(count=count, mu=mu, nu=nu), masked,
+                 schedule._replace(count=optax.safe_increment(schedule.count)))
+        return params, state[:-1] + (inner,), norm
+
+
+class Optimizer(NamedTuple):
+    """An optax transformation, with the AdamW settings it was made from (None for SGD)."""
+
+    init: Callable
+    update: Callable
+    adamw: Optional[AdamW] = None
+
+
 def make_optimizer(base_lr: float, warmup_steps: int, total_steps: int, schedule: str = "cosine",
                    momentum: float = 0.9, weight_decay: float = 4e-5,
-                   clip_norm: float = 0.0, optimizer: str = "sgd") -> optax.GradientTransformation:
+                   clip_norm: float = 0.0, optimizer: str = "sgd") -> Optimizer:
     """Clip (if `clip_norm` > 0), then either add `weight_decay * w` for conv/dense kernels only
     (L2 on the kernels, as Model Garden regularizes) and step with SGD with momentum, or step
     with Adam (b1 = `momentum`) and decay the kernels by `rate * weight_decay * w` (AdamW)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: {optimizer!r} is not one of {OPTIMIZERS}")
-
-    def kernels_only(params):
-        return jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
-
     rate = learning_rate(base_lr, warmup_steps, total_steps, schedule)
-    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
     if optimizer == "adam":
-        parts.append(optax.adamw(rate, b1=momentum, weight_decay=weight_decay,
-                                 mask=kernels_only))
-    else:
-        parts += [optax.add_decayed_weights(weight_decay, mask=kernels_only),
-                  optax.sgd(rate, momentum)]
-    return optax.chain(*parts)
+        adamw = AdamW(rate, momentum, weight_decay, clip_norm)
+        return Optimizer(*adamw.transform(), adamw)
+    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
+    parts += [optax.add_decayed_weights(weight_decay, mask=_kernels_only),
+              optax.sgd(rate, momentum)]
+    return Optimizer(*optax.chain(*parts))
+
+
+def apply_gradients(optimizer, grads, state, params):
+    """(params, state, the gradients' global norm) after one step of `optimizer` (any optax
+    transformation); an `Optimizer`'s AdamW steps as one fused call where
+    `cpu_kernels.fused_optimizer()` (on the CPU; `NAS_CPU_OPTIMIZER`)."""
+    adamw = getattr(optimizer, "adamw", None)
+    if adamw is not None and cpu_kernels.fused_optimizer():
+        return adamw.fused_step(grads, state, params)
+    updates, state = optimizer.update(grads, state, params)
+    return optax.apply_updates(params, updates), state, optax.tree.norm(grads)

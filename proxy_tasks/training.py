@@ -13,6 +13,7 @@ from jax.sharding import Mesh
 from proxy_tasks.mesh import batch_sharding, replicated
 from proxy_tasks.models import anchors as anchor_lib
 from proxy_tasks.models import classification_loss, detect, init_variables, retinanet_loss
+from proxy_tasks.optim import apply_gradients
 
 
 @flax.struct.dataclass
@@ -76,9 +77,8 @@ def make_train_step(model, optimizer: optax.GradientTransformation,
             return losses["loss"], (losses, updates["batch_stats"])
 
         grads, (losses, batch_stats) = jax.grad(loss_of, has_aux=True)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        losses["grad_norm"] = optax.tree.norm(grads)
+        params, opt_state, losses["grad_norm"] = apply_gradients(optimizer, grads,
+                                                                 state.opt_state, state.params)
         return TrainState(state.step + 1, params, batch_stats, opt_state), losses
 
     rep, data = replicated(mesh), batch_sharding(mesh)

@@ -1,6 +1,6 @@
-"""Compiles the oneDNN convolution, max-pool and batch-norm custom calls (`conv.cc`, `pool.cc`,
-`norm.cc`) against the oneDNN wheels and XLA's FFI headers: `python -m proxy_tasks.cpu_kernels.build`
-(the Makefile runs it after installing)."""
+"""Compiles the oneDNN convolution, max-pool, batch-norm and AdamW custom calls (`conv.cc`,
+`pool.cc`, `norm.cc`, `adam.cc`) against the oneDNN wheels and XLA's FFI headers:
+`python -m proxy_tasks.cpu_kernels.build` (the Makefile runs it after installing)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pathlib import Path
 
 from proxy_tasks.cpu_kernels.ops import LIBRARY
 
-SOURCES = [Path(__file__).resolve().parent / name for name in ("conv.cc", "pool.cc", "norm.cc")]
+HERE = Path(__file__).resolve().parent
+SOURCES = [HERE / name for name in ("conv.cc", "pool.cc", "norm.cc")]
+# Compiled on its own: without errno its square roots vectorize (norm.cc's code would change).
+ADAM, ADAM_OBJECT = HERE / "adam.cc", LIBRARY.parent / "adam.o"
 
 
 def prefix_dirs() -> tuple[Path, Path]:
@@ -20,14 +23,16 @@ def prefix_dirs() -> tuple[Path, Path]:
     return prefix / "include", prefix / "lib"
 
 
-def command() -> list[str]:
+def commands() -> list[list[str]]:
+    """The g++ runs that build LIBRARY: adam.cc's object, then the library."""
     import jax.ffi
 
     include, lib = prefix_dirs()
-    return ["g++", "-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp",
-            "-isystem", str(include), "-isystem", jax.ffi.include_dir(), *map(str, SOURCES),
-            "-o", str(LIBRARY),
-            f"-L{lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib}"]
+    flags = ["g++", "-O3", "-std=c++17", "-fPIC", "-fopenmp", "-isystem", str(include),
+             "-isystem", jax.ffi.include_dir()]
+    return [flags + ["-fno-math-errno", "-c", str(ADAM), "-o", str(ADAM_OBJECT)],
+            flags + ["-shared", *map(str, SOURCES), str(ADAM_OBJECT), "-o", str(LIBRARY),
+                     f"-L{lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib}"]]
 
 
 def main() -> int:
@@ -37,9 +42,11 @@ def main() -> int:
               "convolutions run through XLA", file=sys.stderr)
         return 0
     LIBRARY.parent.mkdir(exist_ok=True)
-    cmd = command()
-    print(" ".join(cmd), file=sys.stderr)
-    return subprocess.run(cmd).returncode
+    for cmd in commands():
+        print(" ".join(cmd), file=sys.stderr)
+        if subprocess.run(cmd).returncode:
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

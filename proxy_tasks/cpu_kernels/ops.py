@@ -1,5 +1,6 @@
 """A SAME NHWC convolution and max-pooling whose forward passes and gradients are oneDNN custom
-calls, and batch normalization's statistics and gradient as hand-written ones (`norm.cc`).
+calls, batch normalization's statistics and gradient as hand-written ones (`norm.cc`), and the
+proxy's AdamW step (`adam.cc`).
 
 `NAS_CPU_CONV` picks the CPU path: `onednn` (default) or `xla`; the XLA path stays wherever the
 extension is not built, off the CPU and for dtypes other than float32.
@@ -7,6 +8,8 @@ extension is not built, off the CPU and for dtypes other than float32.
 that makes it (a large one splits its batch over two of XLA's pool threads), so oneDNN adds no
 threads to XLA's (with 2 OpenMP threads, oneDNN's spinning barriers met XLA's busy threads and
 stalled for minutes on 2 cores).
+`NAS_CPU_OPTIMIZER`: `optax` (default) or `fused`, the AdamW step as `adam.cc`'s calls (its
+compile is a custom call a parameter instead of about six kernels: bench/results/search.md).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvIn
            "max_pool_backward": "OnednnMaxPoolBackward",
            "batch_norm_statistics": "BatchNormStatistics",
            "batch_norm_gradient": "BatchNormGradient",
-           "batch_norm_relu_gradient": "BatchNormReluGradient"}
+           "batch_norm_relu_gradient": "BatchNormReluGradient", "adamw_step": "AdamWStep",
+           "global_norm": "GlobalNorm"}
 
 
 @functools.cache
@@ -64,6 +68,19 @@ def cpu_path() -> str:
     """The path float32 CPU convolutions take: the one `NAS_CPU_CONV` asks for, but XLA's where
     the extension is not built."""
     return "onednn" if cpu_conv_path() == "onednn" and library() is not None else "xla"
+
+
+CPU_OPTIMIZER_PATHS = ("fused", "optax")
+
+
+def fused_optimizer() -> bool:
+    """Whether Adam steps traced now run as `global_norm` and `adamw_step`: `NAS_CPU_OPTIMIZER`
+    (`optax`, the default until the fidelity panel has compared the two, or `fused`), on the
+    CPU, where the extension is built."""
+    path = os.environ.get("NAS_CPU_OPTIMIZER", "optax")
+    if path not in CPU_OPTIMIZER_PATHS:
+        raise ValueError(f"NAS_CPU_OPTIMIZER: {path!r} is not one of {CPU_OPTIMIZER_PATHS}")
+    return path == "fused" and library() is not None and jax.default_backend() == "cpu"
 
 
 def enabled(dtype) -> bool:
@@ -161,3 +178,24 @@ def batch_norm_grad(x, g, scale, mean, var, epsilon: float, relu=None):
             x, g, scale, mean, var, epsilon=epsilon)
     return jax.ffi.ffi_call("onednn_batch_norm_relu_gradient", outputs)(
         x, g, scale, mean, var, *relu, epsilon=epsilon)
+
+
+def global_norm(leaves: list):
+    """The global (L2) norm of float32 arrays, summed in double."""
+    library()
+    return jax.ffi.ffi_call("onednn_global_norm", jax.ShapeDtypeStruct((), jnp.float32))(*leaves)
+
+
+def adamw_step(p, g, mu, nu, scalars, *, b1: float, b2: float, eps: float, eps_root: float,
+               decay: float):
+    """(p, mu, nu) after one AdamW step of the float32 parameter `p`: its gradient `g` scaled by
+    `scalars[3]` (the clipping), Adam's moments, learning rate `scalars[0]`, bias corrections
+    `scalars[1:3]` and decoupled weight decay `decay`. The results alias p, mu and nu, so a
+    donated state is updated in place."""
+    library()
+    shape = jax.ShapeDtypeStruct(p.shape, jnp.float32)
+    call = jax.ffi.ffi_call("onednn_adamw_step", (shape,) * 3,
+                            input_output_aliases={0: 0, 2: 1, 3: 2})
+    return call(p, g, mu, nu, scalars, b1=np.float32(b1), b2=np.float32(b2),
+                one_minus_b1=np.float32(1 - b1), one_minus_b2=np.float32(1 - b2),
+                eps=np.float32(eps), eps_root=np.float32(eps_root), decay=np.float32(decay))

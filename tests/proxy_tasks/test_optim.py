@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from proxy_tasks.optim import learning_rate, make_optimizer
+from proxy_tasks.optim import apply_gradients, learning_rate, make_optimizer
 
 
 def test_linear_warmup_then_cosine_to_zero():
@@ -88,3 +88,74 @@ def test_adam_steps_by_the_normalized_gradient_and_decays_kernels_decoupled():
             np.testing.assert_allclose(leaf, -step_rate, rtol=5e-5)
     with pytest.raises(ValueError, match="optimizer: 'lamb' is not one of"):
         make_optimizer(0.5, 0, 10, optimizer="lamb")
+
+
+def _fused(monkeypatch, path="fused"):
+    """`apply_gradients` jitted with `NAS_CPU_OPTIMIZER=path`; fails unless the fused call is in
+    the program when asked for."""
+    monkeypatch.setenv("NAS_CPU_OPTIMIZER", path)
+
+    def step(optimizer, grads, state, params):
+        jitted = jax.jit(lambda g, s, p: apply_gradients(optimizer, g, s, p))
+        assert ("onednn_adamw_step" in jitted.lower(grads, state, params).as_text()) == (
+            path == "fused")
+        return jitted(grads, state, params)
+    return step
+
+
+def test_fused_adam_takes_the_hand_computed_steps(monkeypatch):
+    step = _fused(monkeypatch)
+    optimizer = make_optimizer(0.5, warmup_steps=0, total_steps=10, momentum=0.9,
+                               weight_decay=0.1, clip_norm=100.0, optimizer="adam")
+    grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 4.0), PARAMS)
+    params, state, norm = step(optimizer, grads, optimizer.init(PARAMS), PARAMS)
+    params, state, _ = step(optimizer, grads, state, params)
+    # As the test above: each step -rate * (g/|g| + 0.1 * w) on kernels (w = 2, then 1.4), and
+    # -rate on the rest (up to eps and float32's bias corrections, as above: 3e-5 on steps of
+    # about 0.5); the global norm of 11 entries of 4 is 4 * sqrt(11).
+    rate = 0.25 * (1 + math.cos(math.pi / 10))
+    np.testing.assert_allclose(norm, 4 * math.sqrt(11), rtol=1e-6)
+    for value, expected in ((params["conv"]["kernel"], 2 - 0.5 * 1.2 - rate * 1.14),
+                            (params["bn"]["scale"], 3 - 0.5 - rate),
+                            (params["head"]["bias"], 1 - 0.5 - rate)):
+        np.testing.assert_allclose(value, expected, rtol=0, atol=3e-5)
+    adam = state[-1][0]
+    assert int(adam.count) == int(state[-1][2].count) == 2
+    np.testing.assert_allclose(adam.mu["conv"]["kernel"], 4 * (1 - 0.9 ** 2), rtol=1e-6)
+    np.testing.assert_allclose(adam.nu["bn"]["bias"], 16 * (1 - 0.999 ** 2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("clip_norm", [0.0, 2.0])
+def test_fused_adam_follows_optax(monkeypatch, clip_norm):
+    """Ten steps of random gradients, a few large enough to be clipped: the fused call's
+    parameters, moments and norm against optax's own chain (float32 rounding apart)."""
+    optimizer = make_optimizer(0.01, warmup_steps=3, total_steps=10, momentum=0.9,
+                               weight_decay=0.1, clip_norm=clip_norm, optimizer="adam")
+    rng = np.random.default_rng(0)
+    params = jax.tree_util.tree_map(lambda p: rng.normal(size=p.shape).astype(np.float32),
+                                    {**PARAMS, "dense": jnp.zeros((40, 30))})
+    grads = [jax.tree_util.tree_map(lambda p: rng.normal(scale=3.0 if k % 3 else 0.1,
+                                                         size=p.shape).astype(np.float32), params)
+             for k in range(10)]
+    runs = []
+    for path in ("optax", "fused"):
+        step, p, s = _fused(monkeypatch, path), params, optimizer.init(params)
+        norms = []
+        for g in grads:
+            p, s, norm = step(optimizer, g, s, p)
+            norms.append(float(norm))
+        runs.append((p, s, norms))
+    (p_ref, s_ref, n_ref), (p_new, s_new, n_new) = runs
+    assert jax.tree_util.tree_structure(s_new) == jax.tree_util.tree_structure(s_ref)
+    np.testing.assert_allclose(n_new, n_ref, rtol=1e-6)
+    for a, b in zip(*map(jax.tree_util.tree_leaves, (p_ref, p_new))):  # steps of ~0.01 each
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+    for a, b in zip(*map(jax.tree_util.tree_leaves, (s_ref, s_new))):  # moments: sums of +-
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6 * np.abs(a).max())
+
+
+def test_the_optimizer_switch_is_checked(monkeypatch):
+    monkeypatch.setenv("NAS_CPU_OPTIMIZER", "eager")
+    optimizer = make_optimizer(0.5, 0, 10, optimizer="adam")
+    with pytest.raises(ValueError, match="NAS_CPU_OPTIMIZER: 'eager' is not one of"):
+        apply_gradients(optimizer, PARAMS, optimizer.init(PARAMS), PARAMS)
