@@ -48,9 +48,10 @@ def background(rng: np.random.Generator, photos: Sequence[Image.Image], size: in
     mean = image.mean()
     contrast, brightness = rng.uniform(*contrast_range), rng.uniform(-40, 40)
     gains = rng.uniform(0.8, 1.2, 3).astype(np.float32)
-    # ((image - mean) * contrast + mean + brightness) * gains as one affine map per channel.
-    image *= (contrast * gains).astype(np.float32)
-    image += ((mean * (1 - contrast) + brightness) * gains).astype(np.float32)
+    # ((image - mean) * contrast + mean + brightness) * gains as one affine map per channel, in
+    # float32 (the dtype of the gains and the mean; contrast and brightness are Python floats).
+    image *= contrast * gains
+    image += (mean * (1 - contrast) + brightness) * gains
     return np.clip(image, 0, 255, out=image)
 
 
@@ -122,12 +123,11 @@ def _place(rng: np.random.Generator, size: int, h: int, w: int) -> Tuple[int, in
 
 def _object_shape(rng: np.random.Generator, digit: np.ndarray, config: EmbeddedConfig,
                   fractions: Tuple[float, float]) -> Tuple[int, int]:
-    """(height, width) with the digit's aspect and a log-uniform long side."""
-    size = config.image_size
-    long_side = size * np.exp(rng.uniform(np.log(fractions[0]), np.log(fractions[1])))
+    """(height, width) with the digit's aspect and a log-uniform long side, each at least 2.
+    No side exceeds the image: `fractions` are at most 1."""
+    long_side = config.image_size * np.exp(rng.uniform(np.log(fractions[0]), np.log(fractions[1])))
     scale = long_side / max(digit.shape)
-    return (int(np.clip(round(digit.shape[0] * scale), 2, size)),
-            int(np.clip(round(digit.shape[1] * scale), 2, size)))
+    return max(2, round(digit.shape[0] * scale)), max(2, round(digit.shape[1] * scale))
 
 
 def add_clutter(rng: np.random.Generator, canvas: np.ndarray, digits: np.ndarray,

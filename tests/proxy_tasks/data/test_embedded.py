@@ -9,8 +9,9 @@ from PIL import Image
 
 from proxy_tasks.data import (SPLITS, AnchorConfig, EmbeddedConfig, embedded_sources,
                               prepare_embedded, prepare_embedded_classification)
-from proxy_tasks.data.render import (MASK_ALPHA, add_clutter, background, compose, paste,
-                                     render_digit_photo, render_scene, sticker, tight)
+from proxy_tasks.data.render import (MASK_ALPHA, add_clutter, background, compose, digit_alpha,
+                                     paste, paste_sticker, render_digit_photo, render_scene,
+                                     sticker, tight)
 from proxy_tasks.data.sources import load_digits, load_photos, split_digit_indices, split_digits
 from proxy_tasks.data.targets import assign_targets
 
@@ -125,11 +126,12 @@ def test_clutter_copes_with_one_pixel_wide_digits():
     assert canvas.any()
 
 
-@pytest.mark.parametrize("height, width", [(8, 5), (40, 23), (128, 97)])
+@pytest.mark.parametrize("height, width", [(8, 5), (25, 14), (40, 23), (128, 97)])
 def test_sticker_outline_grows_the_ink_by_a_sixteenth_of_the_long_side(height, width):
     ink, outline = sticker(tight(load_digits()[0][0]), height, width)
     grow = max(1, round(max(height, width) / 16))
     assert ink.shape == outline.shape == (height, width)
+    assert ink.dtype == outline.dtype == np.float32
     assert np.all(outline >= ink)
 
     def extent(alpha):
@@ -139,6 +141,29 @@ def test_sticker_outline_grows_the_ink_by_a_sixteenth_of_the_long_side(height, w
 
     assert extent(outline)[:2].min() == 0  # the outline fills the box it was given
     assert np.array_equal(extent(outline), extent(ink) + [-grow, -grow, grow, grow])
+
+
+@pytest.mark.parametrize("height, width, shape", [
+    (3, 48, (7, 48)),  # grow 3 leaves no row for ink: one, with 3 rows of outline either side
+    (48, 3, (48, 7)),
+    (2, 2, (3, 3)),  # grow 1: one ink pixel, 1 of outline around
+])
+def test_a_sticker_too_thin_for_its_outline_keeps_one_ink_row_or_column(height, width, shape):
+    ink, outline = sticker(tight(load_digits()[0][0]), height, width)
+    assert ink.shape == outline.shape == shape
+
+
+def test_digit_alpha_sharpens_with_a_smoothstep_from_0_3_to_0_75():
+    # At its own size a digit is not resampled. Alpha is 0 up to 0.3 and 1 from 0.75, and
+    # 3t^2 - 2t^3 of t = (v - 0.3) / 0.45 between: t = 0.2 at 0.39 (0.104), 0.5 at 0.525 (0.5).
+    digit = np.array([[0.0, 0.3, 0.39, 0.525, 0.75, 1.0]], np.float32)
+    np.testing.assert_allclose(digit_alpha(digit, 1, 6), [[0, 0, 0.104, 0.5, 1, 1]], atol=1e-6)
+
+
+def test_tight_crops_to_the_rows_and_columns_with_ink():
+    digit = np.zeros((8, 8), np.float32)
+    digit[2, 3] = digit[4, 5] = 0.5
+    np.testing.assert_array_equal(tight(digit), digit[2:5, 3:6])
 
 
 def test_digits_are_light_ink_on_a_dark_outline():
@@ -180,22 +205,25 @@ def test_clutter_ink_contrasts_with_the_pixels_it_covers(under, expected):
 
 
 class _Extremes:
-    """A stand-in generator drawing every integer at the top (or bottom) of its range, every
-    uniform at the middle of its range, and `flip` for the flip draw."""
+    """A stand-in generator drawing every integer at the top (or bottom) of its range (an empty
+    range refused, as numpy does), every uniform at `at` of its range (0 its bottom, 0.5 its
+    middle, 1 its top), and `flip` for the flip draw."""
 
-    def __init__(self, highest, flip):
-        self.highest, self.flip = highest, flip
+    def __init__(self, highest, flip=0.5, at=0.5):
+        self.highest, self.flip, self.at = highest, flip, at
 
     def integers(self, low, high=None):
         low, high = (0, low) if high is None else (low, high)
+        if high <= low:
+            raise ValueError(f"empty range [{low}, {high})")
         return high - 1 if self.highest else low
 
     def random(self):
         return self.flip
 
     def uniform(self, low, high=1.0, size=None):
-        middle = (low + high) / 2
-        return middle if size is None else np.full(size, middle)
+        value = (1 - self.at) * low + self.at * high
+        return value if size is None else np.full(size, value)
 
 
 # A 12 x 8 photo of random pixels. With contrast 1 and the middle of the brightness (-40..40)
@@ -231,6 +259,93 @@ def test_background_resizes_bilinearly():
     image = background(_Extremes(True, 0.5), [Image.fromarray(photo)], 4, (1.0, 1.0))
     np.testing.assert_array_equal(image, np.broadcast_to(
         np.array([0, 25, 75, 100], np.float32)[None, :, None], (4, 4, 3)))
+
+
+@pytest.mark.parametrize("at, expected", [
+    (0.0, [8, 48, 88]),  # contrast 0.5, brightness -40, gains 0.8: ((v - 100) / 2 + 60) * 0.8
+    (1.0, [0, 168, 255]),  # contrast 2, brightness 40, gains 1.2: (2v - 60) * 1.2, in 0..255
+])
+def test_background_scales_contrast_about_the_mean_adds_brightness_then_gains(at, expected):
+    # A 4 x 4 photo of rows 0, 100, 200, 100 (mean 100), cropped whole and not flipped.
+    photo = np.repeat(np.array([0, 100, 200, 100], np.uint8), 12).reshape(4, 4, 3)
+    image = background(_Extremes(True, at=at), [Image.fromarray(photo)], 4, (0.5, 2.0))
+    np.testing.assert_allclose(image, np.broadcast_to(
+        np.array(expected, np.float32)[[0, 1, 2, 1], None, None], (4, 4, 3)), atol=1e-4)
+
+
+@pytest.mark.parametrize("at, under, colour", [(0.0, 200, 0), (1.0, 40, 255)])
+def test_clutter_ink_is_drawn_from_0_to_255(at, under, colour):
+    canvas = np.full((4, 4, 3), under, np.float32)
+    paste(_Extremes(True, at=at), canvas, np.ones((2, 2), np.float32), 1, 1)
+    np.testing.assert_array_equal(canvas[1:3, 1:3], np.full((2, 2, 3), colour, np.float32))
+
+
+@pytest.mark.parametrize("at, outline_colour, ink_colour", [(0.0, 0, 176), (1.0, 64, 255)])
+def test_stickers_blend_an_outline_of_0_to_64_then_ink_of_176_to_255(at, outline_colour,
+                                                                     ink_colour):
+    canvas = np.full((4, 4, 3), 100, np.float32)
+    outline = np.array([[1, 1], [1, 0.5]], np.float32)
+    ink = np.array([[0, 1], [0.5, 0]], np.float32)
+    paste_sticker(_Extremes(True, at=at), canvas, ink, outline, 1, 1)
+    expected = np.full((4, 4), 100, np.float32)
+    expected[1:3, 1:3] = [[outline_colour, ink_colour],
+                          [(outline_colour + ink_colour) / 2, (100 + outline_colour) / 2]]
+    np.testing.assert_array_equal(canvas, np.repeat(expected[..., None], 3, -1))
+
+
+@pytest.mark.parametrize("block, fractions, shape", [
+    # Every draw at the top of its range: one fragment (max_distractors 1); a window of 2/3 of
+    # the digit's rows + 1 (at least 3, at most all), likewise of its columns; a long side of
+    # half the image (32 px; 8 px at fractions 1/16 to 1/4), each side at least 2 px; pasted at
+    # the bottom right in grey (127.5), which black keeps (a second fragment over it would be
+    # darkened to a quarter).
+    ((8, 5), (0.25, 1.0), (32, 21)),  # a window of 6 x 4: 32 x 21.3
+    ((4, 4), (0.25, 1.0), (32, 32)),  # 3 x 3
+    ((8, 1), (1 / 16, 0.25), (8, 2)),  # 6 x 1: 8 x 1.3
+    ((1, 8), (1 / 16, 0.25), (2, 8)),  # 1 x 6: 1.3 x 8
+])
+def test_clutter_pastes_windows_of_digits_at_the_ends_of_their_ranges(block, fractions, shape):
+    digits = np.zeros((1, 10, 10), np.float32)
+    digits[0, 1:1 + block[0], 1:1 + block[1]] = 1  # a solid block of ink: alpha 1 at any size
+    config = EmbeddedConfig(image_size=64, max_distractors=1, min_object_fraction=fractions[0],
+                            max_object_fraction=fractions[1])
+    canvas = np.zeros((64, 64, 3), np.float32)
+    add_clutter(_Extremes(True), canvas, digits, config)
+    expected = np.zeros_like(canvas)
+    expected[64 - shape[0]:, 64 - shape[1]:] = 127.5
+    np.testing.assert_array_equal(canvas, expected)
+
+
+class _Draws(_Extremes):
+    """An `_Extremes` whose integer draws are `draws` in turn, each within its range."""
+
+    def __init__(self, draws):
+        super().__init__(True)
+        self.draws = list(draws)
+
+    def integers(self, low, high=None):
+        top = super().integers(low, high)
+        value = self.draws.pop(0)
+        assert (0 if high is None else low) <= value <= top
+        return value
+
+
+def test_clutter_skips_a_window_without_ink_and_goes_on():
+    digits = np.zeros((1, 8, 8), np.float32)
+    digits[0, :3] = 1  # ink in the top three rows and a dot in the bottom left corner
+    digits[0, 7, 0] = 1
+    config = EmbeddedConfig(image_size=64, max_distractors=2, min_object_fraction=0.25)
+    # Two fragments, each drawing its digit, window rows, columns, top and left, and, pasted,
+    # its place: the first, a 3 x 3 window at (4, 4), has no ink and is skipped; the second, at
+    # (0, 0), all ink, becomes 32 x 32 pixels (a long side of half the image) of grey (127.5)
+    # placed at (10, 20).
+    rng = _Draws([2, 0, 3, 3, 4, 4, 0, 3, 3, 0, 0, 10, 20])
+    canvas = np.zeros((64, 64, 3), np.float32)
+    add_clutter(rng, canvas, digits, config)
+    expected = np.zeros_like(canvas)
+    expected[10:42, 20:52] = 127.5
+    np.testing.assert_array_equal(canvas, expected)
+    assert not rng.draws
 
 
 def _draws(objects):
