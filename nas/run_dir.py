@@ -36,10 +36,10 @@ def check_name(name: str) -> str:
 
 def code_version(proxy_config: Mapping) -> str:
     """`VERSION+HASH.PATH`: the package version; a hash of the versioned sources, the proxy
-    config, JAX's version and the CPU convolution path (with oneDNN's version where that is
-    oneDNN: the paths round differently); and that path, the one taken, not just the one
-    `NAS_CPU_CONV` asks for."""
-    from proxy_tasks.cpu_kernels.ops import cpu_path
+    config, JAX's version, the CPU convolution path (with oneDNN's version where that is
+    oneDNN: the paths round differently) and whether Adam steps fused; and the convolution path,
+    the one taken, not just the one `NAS_CPU_CONV` asks for."""
+    from proxy_tasks.cpu_kernels.ops import cpu_path, fused_optimizer
 
     digest = hashlib.sha256()
     for path in versioned_files():
@@ -51,6 +51,8 @@ def code_version(proxy_config: Mapping) -> str:
     digest.update(conv.encode())
     if conv == "onednn":
         digest.update(metadata.version("onednn-cpu-gomp").encode())
+    if fused_optimizer():
+        digest.update(b"fused adamw")
     return f"{metadata.version('spinenet-nas')}+{digest.hexdigest()[:12]}.{conv}"
 
 

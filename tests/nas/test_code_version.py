@@ -88,3 +88,12 @@ def test_an_old_run_folders_version_still_reads(tmp_path, capsys):
     assert status_cmd.status(tmp_path, "old")["code_version"] == OLD_VERSION
     assert main(["report", "old", "--results-dir", str(tmp_path)]) == 0
     assert f"Code version {OLD_VERSION}." in (folder / "report.md").read_text()
+
+
+def test_the_fused_adam_step_changes_the_version(monkeypatch):
+    if ops.library() is None:
+        pytest.skip("CPU kernels not built")
+    monkeypatch.setenv("NAS_CPU_OPTIMIZER", "optax")
+    optax_path = run_dir.code_version(PROXY)
+    monkeypatch.setenv("NAS_CPU_OPTIMIZER", "fused")
+    assert run_dir.code_version(PROXY) != optax_path  # it rounds differently
