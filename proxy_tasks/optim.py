@@ -1,6 +1,6 @@
 """The proxy optimizer: SGD with momentum or Adam, linear warm-up then cosine or step decay,
-weight decay on kernels, gradient clipping; `apply_gradients` steps it (Adam on the CPU as one
-fused call, `proxy_tasks.cpu_kernels`)."""
+weight decay on kernels, gradient clipping; `apply_gradients` steps it (Adam through
+`proxy_tasks.cpu_kernels`' custom calls where `NAS_CPU_OPTIMIZER=fused`)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _kernels_only(params):
 @dataclasses.dataclass(frozen=True)
 class AdamW:
     """Adam (b1, b2, eps, eps_root) at `rate`, decoupled weight decay on the kernels, clipping to
-    the global norm `clip_norm` first (0: none): optax's chain, and its step in one CPU call."""
+    the global norm `clip_norm` first (0: none): optax's chain, and its step as CPU custom calls."""
 
     rate: optax.Schedule
     b1: float
@@ -62,7 +62,9 @@ class AdamW:
         `transform()`."""
         adam, masked, schedule = state[-1]
         norm = cpu_kernels.global_norm(jax.tree_util.tree_leaves(grads))
-        clip = jnp.where(norm < self.clip_norm, 1.0, self.clip_norm / norm) if self.clip_norm > 0 else 1.0
+        clip = 1.0
+        if self.clip_norm > 0:
+            clip = jnp.where(norm < self.clip_norm, 1.0, self.clip_norm / norm)
         count = optax.safe_increment(adam.count)
         scalars = jnp.stack([self.rate(schedule.count), 1 - self.b1 ** count,
                              1 - self.b2 ** count, clip]).astype(jnp.float32)
@@ -106,7 +108,7 @@ def make_optimizer(base_lr: float, warmup_steps: int, total_steps: int, schedule
 
 def apply_gradients(optimizer, grads, state, params):
     """(params, state, the gradients' global norm) after one step of `optimizer` (any optax
-    transformation); an `Optimizer`'s AdamW steps as one fused call where
+    transformation); an `Optimizer`'s AdamW steps through `AdamW.fused_step` where
     `cpu_kernels.fused_optimizer()` (on the CPU; `NAS_CPU_OPTIMIZER`)."""
     adamw = getattr(optimizer, "adamw", None)
     if adamw is not None and cpu_kernels.fused_optimizer():
