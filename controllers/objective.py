@@ -11,13 +11,19 @@ from controllers.middleware import Middleware
 
 ABOVE = "above"
 ALWAYS = "always"
+MODES = (ABOVE, ALWAYS)
+
+
+def check_mode(mode: str) -> None:
+    """Raises naming `mode` unless it is one of MODES."""
+    if mode not in MODES:
+        raise ValueError(f"mode: {mode!r} is not one of {MODES}")
 
 
 def mnas_reward(ap: float, flops: float, target_flops: float, weight: float, mode: str) -> float:
     """MnasNet's reward: `ap * (flops / target) ** weight`, with mode "above" scaling only models
     over the target (a soft constraint) and "always" every model (a trade-off)."""
-    if mode not in (ABOVE, ALWAYS):
-        raise ValueError(f"mode: {mode!r} is not one of {(ABOVE, ALWAYS)}")
+    check_mode(mode)
     if mode == ABOVE and flops <= target_flops:
         return ap
     return ap * (flops / target_flops) ** weight
@@ -37,7 +43,7 @@ class Objective(Middleware):
             raise ValueError(f"target_flops: must be > 0, got {target_flops!r}")
         if not weight <= 0:
             raise ValueError(f"weight: must be <= 0 (a penalty on FLOPs), got {weight!r}")
-        mnas_reward(1.0, 1.0, 1.0, weight, mode)  # validates mode
+        check_mode(mode)
         self.target_flops, self.weight, self.mode = target_flops, weight, mode
         self.cost_fn = cost_fn or detector_cost_fn(inner.space)
         self.flops: Dict[str, float] = {}  # outstanding proposal id -> FLOPs

@@ -125,7 +125,7 @@ def _log_probs(table: DecisionTable, net: PolicyNet, temperature: float, explore
     features = jnp.arange(table.num_features)
     if table.match_levels:  # one more block at a level must fit every set holding that level
         slack = arrays["level_set_room"] - carry.levels @ arrays["level_sets"].T.astype(jnp.int32)
-        fits = jnp.where(arrays["level_sets"][None], slack[:, :, None], 1).min(1) >= 1
+        fits = jnp.where(arrays["level_sets"][None], slack[:, :, None] >= 1, True).all(1)
     else:
         fits = jnp.ones((batch, len(table.levels)), bool)
     dynamic = jnp.concatenate([

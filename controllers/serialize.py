@@ -10,10 +10,10 @@ import numpy as np
 
 
 def encode_array(array) -> Dict[str, Any]:
-    """An array as dtype, shape and base64 of its bytes (exact, compact)."""
-    array = np.array(array, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
+    """An array as dtype, shape and base64 of its bytes in C order (exact, compact)."""
+    array = np.asarray(array)
     return {"dtype": array.dtype.str, "shape": list(array.shape),
-            "data": base64.b64encode(array.tobytes()).decode("ascii")}
+            "data": base64.b64encode(array.tobytes()).decode()}
 
 
 def decode_array(data: Dict[str, Any]) -> np.ndarray:
@@ -30,7 +30,8 @@ def decode_tree(template, leaves: List[Dict[str, Any]]):
     """The pytree shaped like `template` with the encoded leaves; raises if they do not fit."""
     expected = jax.tree_util.tree_leaves(template)
     arrays = [decode_array(leaf) for leaf in leaves]
-    if len(arrays) != len(expected) or any(a.shape != np.shape(e) for a, e in zip(arrays, expected)):
+    if len(arrays) != len(expected) or any(a.shape != np.shape(e)
+                                           for a, e in zip(arrays, expected)):
         raise ValueError(f"state: {len(arrays)} encoded arrays do not fit a tree of "
                          f"{len(expected)} leaves with shapes {[np.shape(e) for e in expected]}")
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template),

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from controllers import (FAILED, INFEASIBLE, EvolutionConfig, PPOConfig, PPOController, RandomSearch,
-                         RegularizedEvolution)
+from controllers import (FAILED, INFEASIBLE, EvolutionConfig, PPOConfig, PPOController,
+                         RandomSearch, RegularizedEvolution, proposal_record, result_record)
+from controllers.interface import check_feedback
 from controllers.serialize import decode_tree, encode_tree
 from search_space import SPACES, distance, seed_genome, validate_genome
 from tests.controllers.helpers import SMALL_PPO, SPACE, Scripted, drive, json_round_trip, reward_of
@@ -80,21 +81,71 @@ def test_feedback_errors_name_the_field():
     controller.feedback(proposal.id, 0.5)
     with pytest.raises(KeyError, match="proposal_id"):
         controller.feedback(proposal.id, 0.5)
-    with pytest.raises(ValueError, match="seed"):
-        RandomSearch(SPACE, seed=-1)
-    with pytest.raises(ValueError, match="tournament_size"):
-        EvolutionConfig(population_size=4, tournament_size=5)
-    with pytest.raises(ValueError, match="learning_rate"):
-        PPOConfig(learning_rate=0)
 
 
-def test_failures_are_learned_with_the_failure_reward():
+@pytest.mark.parametrize("build, message", [
+    (lambda: RandomSearch(SPACE, seed=-1), "seed: expected a non-negative integer, got -1"),
+    (lambda: RandomSearch(SPACE, seed=True), "seed: expected a non-negative integer, got True"),
+    (lambda: RandomSearch(SPACE, failure_reward=float("nan")),
+     "failure_reward: expected a finite number, got nan"),
+    (lambda: check_feedback(True, "ok"),
+     "feedback.reward: a finite number is required for status 'ok', got True"),
+    (lambda: check_feedback("0.5", "ok"),
+     "feedback.reward: a finite number is required for status 'ok', got '0.5'"),
+    (lambda: check_feedback(0.5, "crashed"),
+     "feedback.status: 'crashed' is not one of ('ok', 'failed', 'infeasible')"),
+    (lambda: RandomSearch(SPACE).load_state_dict(RegularizedEvolution(SPACE).state_dict()),
+     "state.kind: 'evolution' cannot be loaded into a random controller"),
+    (lambda: RandomSearch(SPACE, seed=1).load_state_dict(RandomSearch(SPACE, seed=2).state_dict()),
+     "state.seed: 2 differs from this controller's seed 1"),
+    (lambda: EvolutionConfig(population_size=0), "population_size: must be >= 1, got 0"),
+    (lambda: EvolutionConfig(4, 5), "tournament_size: must be in 1..population_size (4), got 5"),
+    (lambda: EvolutionConfig(4, 0), "tournament_size: must be in 1..population_size (4), got 0"),
+    (lambda: EvolutionConfig(crossover_prob=1.5), "crossover_prob: must be in [0, 1], got 1.5"),
+    (lambda: EvolutionConfig(crossover_prob=-0.1), "crossover_prob: must be in [0, 1], got -0.1"),
+    (lambda: PPOConfig(hidden=0), "hidden: expected a positive integer, got 0"),
+    (lambda: PPOConfig(embed=2.5), "embed: expected a positive integer, got 2.5"),
+    (lambda: PPOConfig(batch_size=True), "batch_size: expected a positive integer, got True"),
+    (lambda: PPOConfig(epochs=-1), "epochs: expected a positive integer, got -1"),
+    (lambda: PPOConfig(learning_rate=0), "learning_rate: must be > 0, got 0"),
+    (lambda: PPOConfig(clip_eps=-0.2), "clip_eps: must be > 0, got -0.2"),
+    (lambda: PPOConfig(temperature=0.0), "temperature: must be > 0, got 0.0"),
+    (lambda: PPOConfig(explore=1), "explore: must be in [0, 1), got 1"),
+    (lambda: PPOConfig(explore=-0.1), "explore: must be in [0, 1), got -0.1"),
+    (lambda: PPOConfig(initial_bias=-1.0), "initial_bias: must be >= 0, got -1.0"),
+    (lambda: PPOConfig(entropy_coef=-0.1), "entropy_coef: must be >= 0, got -0.1"),
+    (lambda: PPOConfig(baseline_decay=1), "baseline_decay: must be in [0, 1), got 1"),
+    (lambda: PPOConfig(baseline_decay=-0.5), "baseline_decay: must be in [0, 1), got -0.5"),
+])
+def test_every_checked_field_is_named_with_its_value(build, message):
+    with pytest.raises(ValueError) as error:
+        build()
+    assert str(error.value) == message
+
+
+def test_each_limit_itself_is_accepted():
+    assert RandomSearch(SPACE, seed=0).seed == 0
+    assert EvolutionConfig(1, 1, crossover_prob=1.0).population_size == 1
+    assert EvolutionConfig(crossover_prob=0.0).crossover_prob == 0.0
+    config = PPOConfig(hidden=1, embed=1, batch_size=1, epochs=1, entropy_coef=0.0,
+                       baseline_decay=0.0, initial_bias=0.0, explore=0.0)
+    assert (config.hidden, config.entropy_coef, config.baseline_decay) == (1, 0.0, 0.0)
+
+
+def test_every_controller_defaults_to_seed_0():
+    assert RandomSearch(SPACE).seed == RegularizedEvolution(SPACE).seed == 0
+    assert PPOController(SPACE, SMALL_PPO).seed == 0
+
+
+@pytest.mark.parametrize("kwargs, learned", [({}, 0.0), ({"failure_reward": -1.0}, -1.0)])
+def test_failures_are_learned_with_the_failure_reward(kwargs, learned):
+    """Failed and infeasible trials count `failure_reward`, 0 unless given."""
     genomes = [seed_genome(SPACE)]
-    controller = Scripted(genomes, failure_reward=-1.0)
+    controller = Scripted(genomes, **kwargs)
     a, b = controller.propose(), controller.propose()
     controller.feedback(a.id, None, {"error": "oom"}, FAILED)
     controller.feedback(b.id, status=INFEASIBLE)
-    assert [r for _, r in controller.learned] == [-1.0, -1.0]
+    assert [r for _, r in controller.learned] == [learned, learned]
     assert controller.num_results == {"ok": 0, "failed": 1, "infeasible": 1}
 
 
@@ -124,30 +175,77 @@ def test_evolution_from_initial_genomes_evolves_at_once():
                    for earlier in made[:k]) <= 2, k
 
 
-@pytest.mark.parametrize("average", [False, True])
-def test_evolution_averages_a_member_with_its_children(average):
-    """A scores 0.9 and B 0.8; A's child reports 0.5, so averaged A counts (0.9 + 0.5) / 2 =
-    0.7 and the next tournament (the whole population) picks B; plain, A again."""
+def _best_two(**config):
+    """An evolution whose population is the seed A (0.9) and a random genome B (0.7)."""
     a, b = seed_genome(SPACE), drive(RandomSearch(SPACE, seed=1), 1)[-1].genome
-    controller = RegularizedEvolution(SPACE, EvolutionConfig(3, 3, average_offspring=average),
-                                      seed=0, initial_genomes=(a, b))
-    first, second = controller.propose(), controller.propose()
-    controller.feedback(first.id, 0.9)
-    controller.feedback(second.id, 0.8)
-    child = controller.propose()
-    assert distance(child.genome, a, SPACE)["total"] <= 2
-    controller.feedback(child.id, 0.5)
-    winner = b if average else a
+    controller = RegularizedEvolution(SPACE, EvolutionConfig(**config), seed=0,
+                                      initial_genomes=(a, b))
+    for reward in (0.9, 0.7):
+        controller.feedback(controller.propose().id, reward)
+    return controller, a, b
+
+
+def _is_child_of(genome, parent, other):
+    """One mutation (at most 4 decisions) from `parent`, farther from `other`."""
+    return distance(genome, parent, SPACE)["total"] <= 4 < distance(genome, other, SPACE)["total"]
+
+
+@pytest.mark.parametrize("average, children, a_wins", [
+    (True, (0.6, 0.65), True),    # (0.9 + 0.6 + 0.65) / 3 = 0.717 > 0.7
+    (True, (0.3, 0.3), False),    # (0.9 + 0.3 + 0.3) / 3 = 0.5 < 0.7
+    (False, (0.3, 0.3), True),    # 0.9 > 0.7
+])
+def test_evolution_averages_a_member_with_its_children(average, children, a_wins):
+    """A scores 0.9 and B 0.7; A's two children report `children`, so averaged A counts the
+    mean of the three, which decides the next tournament (the whole population); plain, A wins."""
+    controller, a, b = _best_two(population_size=4, tournament_size=4,
+                                 average_offspring=average)
+    made = [controller.propose() for _ in children]
+    assert all(_is_child_of(p.genome, a, b) for p in made)
+    for proposal, reward in zip(made, children):
+        controller.feedback(proposal.id, reward)
+    winner, other = (a, b) if a_wins else (b, a)
     for _ in range(5):
-        assert distance(controller.propose().genome, winner, SPACE)["total"] <= 2
+        assert _is_child_of(controller.propose().genome, winner, other)
+
+
+@pytest.mark.parametrize("crossover_prob", [0.0, 1.0])
+def test_evolution_crosses_the_two_best_of_a_tournament_of_two(crossover_prob):
+    """At crossover_prob 1 every child mixes the two members (far from both: the seed and a
+    random genome differ in most decisions); at 0 it is one mutation from the better one."""
+    controller, a, b = _best_two(population_size=2, tournament_size=2,
+                                 crossover_prob=crossover_prob)
+    for _ in range(5):
+        child = controller.propose().genome
+        if crossover_prob:
+            assert min(distance(child, parent, SPACE)["total"] for parent in (a, b)) > 4
+        else:
+            assert _is_child_of(child, a, b)
+
+
+@pytest.mark.parametrize("failure_reward, a_wins", [(0.0, True), (-1.0, False)])
+def test_evolution_ranks_a_failure_at_the_failure_reward(failure_reward, a_wins):
+    """A fails and B scores -0.5: A counts `failure_reward` in the tournament."""
+    a, b = seed_genome(SPACE), drive(RandomSearch(SPACE, seed=1), 1)[-1].genome
+    controller = RegularizedEvolution(SPACE, EvolutionConfig(2, 2), seed=0,
+                                      initial_genomes=(a, b), failure_reward=failure_reward)
+    first, second = controller.propose(), controller.propose()
+    controller.feedback(first.id, status=FAILED)
+    controller.feedback(second.id, -0.5)
+    winner, other = (a, b) if a_wins else (b, a)
+    for _ in range(5):
+        assert _is_child_of(controller.propose().genome, winner, other)
 
 
 def test_evolution_population_ages_out_oldest():
+    """The last 4 results stay, each member with an id of its own (its children credit it
+    alone)."""
     controller = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=0, initial_genomes=())
     proposals = [controller.propose() for _ in range(6)]
     for p in proposals:
         controller.feedback(p.id, reward_of(p.genome))
     assert [m[0] for m in controller.population] == [p.genome for p in proposals[2:]]
+    assert len({member_id for *_, member_id in controller.population}) == 4
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
@@ -162,17 +260,16 @@ def test_state_round_trip_and_replay_continue_identically(name):
     expected = drive(original, 20, outstanding=list(outstanding))
     assert drive(restored, 20, outstanding=list(outstanding)) == expected
     assert drive(replayed, 20, outstanding=list(outstanding)) == expected
+    # The learned state too (a PPO baseline, say, moves the samples only after a while).
+    state = json_round_trip(original.state_dict())
+    assert json_round_trip(restored.state_dict()) == state == json_round_trip(replayed.state_dict())
 
 
-def test_load_and_replay_reject_mismatches():
+def test_replay_rejects_a_ledger_of_another_seed():
     ledger = []
     drive(RandomSearch(SPACE, seed=1), 3, ledger)
     with pytest.raises(ValueError, match=r"history\[0\]"):
         RandomSearch(SPACE, seed=2, initial_genomes=()).replay(ledger)
-    with pytest.raises(ValueError, match="state.kind"):
-        RandomSearch(SPACE).load_state_dict(RegularizedEvolution(SPACE).state_dict())
-    with pytest.raises(ValueError, match="state.seed"):
-        RandomSearch(SPACE, seed=1).load_state_dict(RandomSearch(SPACE, seed=2).state_dict())
 
 
 def test_replay_names_a_malformed_record():
@@ -185,6 +282,9 @@ def test_replay_names_a_malformed_record():
         (3, {"id": ledger[3]["id"]}, ValueError, r"history\[3\]: a record needs a 'genome'"),
         (3, dict(ledger[3], status="crashed"), ValueError, "feedback.status: 'crashed'"),
         (3, dict(ledger[3], id="random-9"), KeyError, "feedback.proposal_id: 'random-9'"),
+        (2, dict(ledger[2], id="random-7"), ValueError,
+         r"history\[2\]: the controller proposes 'random-2' with another genome than the "
+         r"ledger's 'random-7'; was the ledger written with another seed or configuration\?"),
     ]:
         history = ledger[:index] + [record] + ledger[index + 1:]
         with pytest.raises(error, match=message):
@@ -192,33 +292,53 @@ def test_replay_names_a_malformed_record():
 
 
 def test_decode_tree_rejects_arrays_that_do_not_fit():
-    tree = {"a": np.arange(3, dtype=np.float32), "b": {"c": np.int32(7)}}
+    """Leaves come back exactly (a Fortran-ordered one too); a template they do not fit is
+    named with its leaves' shapes."""
+    tree = {"a": np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)),
+            "b": {"c": np.int32(7)}}
     leaves = encode_tree(tree)
     back = decode_tree(tree, json_round_trip(leaves))
     assert back["b"]["c"].dtype == np.int32 and back["b"]["c"].shape == ()
-    np.testing.assert_array_equal(back["a"], tree["a"])
-    for template in ({"a": np.zeros(4), "b": {"c": 0}}, {"a": np.zeros(3)},
-                     {"a": np.zeros(3), "b": {"c": 0, "d": 0}}):
-        with pytest.raises(ValueError, match="state: 2 encoded arrays do not fit a tree of"):
+    assert back["a"].dtype == np.float32
+    np.testing.assert_array_equal(back["a"], [[0, 1, 2], [3, 4, 5]])
+    for template, fit in [({"a": np.zeros(4), "b": {"c": 0}}, "2 leaves with shapes [(4,), ()]"),
+                          ({"a": np.zeros((2, 3))}, "1 leaves with shapes [(2, 3)]"),
+                          ({"a": np.zeros((2, 3)), "b": {"c": 0, "d": 0}},
+                           "3 leaves with shapes [(2, 3), (), ()]")]:
+        with pytest.raises(ValueError) as error:
             decode_tree(template, leaves)
+        assert str(error.value) == f"state: 2 encoded arrays do not fit a tree of {fit}"
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_state_is_plain_json_data(name):
+    """Fresh and after some trials."""
     controller = FACTORIES[name](SPACE, 0)
-    drive(controller, 10)
-    state = controller.state_dict()
-    assert json_round_trip(state) == state
+    for steps in (0, 10):
+        drive(controller, steps)
+        state = controller.state_dict()
+        assert json_round_trip(state) == state
     assert dataclasses.is_dataclass(controller.propose())
 
 
-def test_replay_accepts_combined_sequential_records():
+def test_records_hold_what_replay_reads():
+    proposal = RandomSearch(SPACE).propose()
+    assert proposal_record(proposal) == {"id": "random-0", "genome": seed_genome(SPACE).to_dict()}
+    assert result_record("random-0", 0.5) == {"id": "random-0", "status": "ok", "reward": 0.5,
+                                              "metrics": {}}
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_replay_accepts_combined_sequential_records(full):
+    """A record with a genome and a result, in full or with only the genome and reward (the id
+    is then the controller's own, the status ok)."""
     original = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=2)
     ledger = []
     for _ in range(10):
         proposal = original.propose()
-        record = {"id": proposal.id, "genome": proposal.genome.to_dict(),
-                  "reward": reward_of(proposal.genome), "metrics": {}, "status": "ok"}
+        record = {"genome": proposal.genome.to_dict(), "reward": reward_of(proposal.genome)}
+        if full:
+            record.update(id=proposal.id, metrics={}, status="ok")
         original.feedback(proposal.id, record["reward"])
         ledger.append(record)
     replayed = RegularizedEvolution(SPACE, EvolutionConfig(4, 2), seed=2)

@@ -6,7 +6,7 @@ import pytest
 from controllers import (ALWAYS, FAILED, INFEASIBLE, Constraints, Dedup, Objective, RandomSearch,
                          RegularizedEvolution, detector_cost_fn, mnas_reward)
 from controllers.evolution import EvolutionConfig
-from controllers.interface import OK
+from controllers.interface import OK, Proposal
 from controllers.middleware import Middleware
 from search_space import SPACES, random_genome, seed_genome
 from tests.controllers.helpers import SPACE, Scripted, drive, json_round_trip, reward_of
@@ -20,6 +20,73 @@ def fake_cost(genome):
     return {"params": 1000 + residual, "flops": 10 ** 9 * (1 + residual)}
 
 
+class Recorder(Middleware):
+    """Passes everything on, keeping each feedback call's arguments."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.calls = []
+
+    def feedback(self, proposal_id, reward=None, metrics=None, status=OK):
+        self.calls.append((proposal_id, reward, metrics, status))
+        super().feedback(proposal_id, reward, metrics, status)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda inner: Constraints(inner, max_flops=0), "max_flops: must be > 0, got 0"),
+    (lambda inner: Constraints(inner, max_params=-1.5), "max_params: must be > 0, got -1.5"),
+    (lambda inner: Constraints(inner, max_attempts=0), "max_attempts: must be >= 1, got 0"),
+    (lambda inner: Objective(inner, target_flops=0), "target_flops: must be > 0, got 0"),
+    (lambda inner: Objective(inner, weight=0.1),
+     "weight: must be <= 0 (a penalty on FLOPs), got 0.1"),
+    (lambda inner: Objective(inner, mode="never"),
+     "mode: 'never' is not one of ('above', 'always')"),
+    (lambda inner: detector_cost_fn(SPACE, input_size=0),
+     "input_size: expected a positive integer, got 0"),
+    (lambda inner: detector_cost_fn(SPACE, input_size=True),
+     "input_size: expected a positive integer, got True"),
+    (lambda inner: detector_cost_fn(SPACE, input_size=2.5),
+     "input_size: expected a positive integer, got 2.5"),
+    (lambda inner: Constraints(inner, max_flops=1).load_state_dict(Objective(inner).state_dict()),
+     "state.kind: 'objective' cannot be loaded into a constraints middleware"),
+])
+def test_every_checked_field_is_named_with_its_value(build, message):
+    with pytest.raises(ValueError) as error:
+        build(Scripted(GENOMES))
+    assert str(error.value) == message
+
+
+def test_each_limit_itself_is_accepted():
+    inner = Scripted(GENOMES)
+    assert Constraints(inner, max_flops=0.5, max_params=0.5, max_attempts=1).max_attempts == 1
+    assert Objective(inner, target_flops=0.5, weight=0.0).weight == 0.0
+    assert callable(detector_cost_fn(SPACE, input_size=1))
+
+
+def test_detector_cost_follows_the_input_and_the_head_outputs():
+    """The proxy detector (512-pixel input, 3x3 output convs over 64 channels with bias): half
+    the input side, a quarter of the FLOPs (every feature map halves its side: 512 and 256 both
+    divide by the coarsest stride, 128) and the same params; one anchor more, num_classes + 4
+    outputs of 9 * 64 + 1 params more; one class more, num_anchors such outputs."""
+    genome = GENOMES[1]
+    base = detector_cost_fn(SPACE)(genome)
+    assert set(base) == {"params", "flops"}
+    half = detector_cost_fn(SPACE, input_size=256)(genome)
+    assert (half["params"], 4 * half["flops"]) == (base["params"], base["flops"])
+    more_anchors = detector_cost_fn(SPACE, num_anchors=10)(genome)
+    assert more_anchors["params"] - base["params"] == (91 + 4) * (9 * 64 + 1)
+    more_classes = detector_cost_fn(SPACE, num_classes=92)(genome)
+    assert more_classes["params"] - base["params"] == 9 * (9 * 64 + 1)
+
+
+def test_middleware_passes_everything_on():
+    recorder = Recorder(Scripted(GENOMES))
+    stack = Middleware(recorder)
+    proposal = stack.propose()
+    stack.feedback(proposal.id, 0.5, {"ap": 0.5}, OK)
+    assert (proposal.id, recorder.calls) == ("scripted-0", [("scripted-0", 0.5, {"ap": 0.5}, OK)])
+
+
 def test_mnas_reward_forms():
     assert mnas_reward(0.4, 2e9, 1e9, -0.07, "above") == pytest.approx(0.4 * 2 ** -0.07)
     assert mnas_reward(0.4, 5e8, 1e9, -0.07, "above") == 0.4
@@ -29,16 +96,35 @@ def test_mnas_reward_forms():
 
 
 def test_objective_transforms_ok_results_and_passes_failures():
-    inner = Scripted(GENOMES)
+    """An ok result's AP becomes the objective, with the AP and FLOPs added to its metrics."""
+    inner = Recorder(Scripted(GENOMES))
     objective = Objective(inner, target_flops=2e9, weight=-0.5, mode=ALWAYS, cost_fn=fake_cost)
     a, b = objective.propose(), objective.propose()
     objective.feedback(a.id, 0.3, {"note": 1})
-    objective.feedback(b.id, None, {}, FAILED)
+    objective.feedback(b.id, None, {"error": "oom"}, FAILED)
     flops = fake_cost(a.genome)["flops"]
-    assert inner.learned[0][1] == pytest.approx(0.3 * (flops / 2e9) ** -0.5)
-    assert inner.learned[1][1] == inner.failure_reward
-    with pytest.raises(ValueError, match="weight"):
-        Objective(inner, target_flops=1e9, weight=0.1)
+    assert inner.calls == [
+        (a.id, pytest.approx(0.3 * (flops / 2e9) ** -0.5), {"note": 1, "ap": 0.3, "flops": flops},
+         OK),
+        (b.id, None, {"error": "oom"}, FAILED)]
+
+
+def test_objective_without_a_target_passes_the_ap_on_and_costs_nothing():
+    def no_cost(genome):
+        raise AssertionError("no FLOPs are needed without a target")
+
+    inner = Recorder(Scripted(GENOMES))
+    objective = Objective(inner, cost_fn=no_cost)
+    proposal = objective.propose()
+    objective.feedback(proposal.id, 0.3, {"note": 1})
+    assert inner.calls == [(proposal.id, 0.3, {"note": 1}, OK)]
+
+
+def test_objective_defaults_to_the_proxy_detectors_flops():
+    inner = Recorder(Scripted(GENOMES))
+    objective = Objective(inner, target_flops=1e9)
+    objective.feedback(objective.propose().id, 0.3)
+    assert inner.calls[0][2] == {"ap": 0.3, "flops": detector_cost_fn(SPACE)(GENOMES[0])["flops"]}
 
 
 def test_constraints_never_let_an_over_budget_genome_through():
@@ -47,16 +133,49 @@ def test_constraints_never_let_an_over_budget_genome_through():
                              for k in range(9)]))
     seen = []
     inner = RandomSearch(SPACE, seed=0)
-    constrained = Constraints(inner, max_flops=limit, cost_fn=cost_fn, on_infeasible=seen.append)
+    # By default the proxy detector's costs decide.
+    constrained = Constraints(inner, max_flops=limit, on_infeasible=seen.append)
     for proposal in drive(constrained, 12):
         assert cost_fn(proposal.genome)["flops"] <= limit
     assert constrained.infeasible and seen == constrained.infeasible
     assert all(r["cost"]["flops"] > limit and r["violations"] for r in constrained.infeasible)
     assert inner.num_results[INFEASIBLE] == len(constrained.infeasible)
-    with pytest.raises(RuntimeError, match="max_attempts"):
-        Constraints(RandomSearch(SPACE), max_params=1, cost_fn=fake_cost, max_attempts=5).propose()
-    with pytest.raises(ValueError, match="max_flops"):
-        Constraints(inner, max_flops=-1)
+
+
+def test_constraints_record_and_feed_back_each_rejection():
+    """Limits of 1.5 GFLOPs and 2000 params: each genome over one or both is recorded with its
+    cost and every limit it breaks, and fed back as infeasible with them as its metrics."""
+    costs = [(1000, 10 ** 9), (2500, 10 ** 9), (1000, 2_100_000_000), (3000, 3 * 10 ** 9)]
+    seen = []
+    inner = Recorder(Scripted(GENOMES[1:] + GENOMES[:1]))
+    constrained = Constraints(
+        inner, max_flops=1.5e9, max_params=2000, on_infeasible=seen.append,
+        cost_fn=lambda genome: dict(zip(("params", "flops"), costs[GENOMES.index(genome)])))
+    assert constrained.propose() == Proposal("scripted-3", GENOMES[0])
+    rejected = [
+        ("scripted-0", GENOMES[1], {"params": 2500, "flops": 10 ** 9}, ["params 2500 > 2000"]),
+        ("scripted-1", GENOMES[2], {"params": 1000, "flops": 2_100_000_000},
+         ["flops 2.1e+09 > 1.5e+09"]),
+        ("scripted-2", GENOMES[3], {"params": 3000, "flops": 3 * 10 ** 9},
+         ["flops 3e+09 > 1.5e+09", "params 3000 > 2000"])]
+    assert constrained.infeasible == seen == [
+        {"id": i, "genome": g.to_dict(), "cost": cost, "violations": broken}
+        for i, g, cost, broken in rejected]
+    assert inner.calls == [(i, None, {**cost, "violations": broken}, INFEASIBLE)
+                           for i, g, cost, broken in rejected]
+
+
+@pytest.mark.parametrize("max_attempts", [1, None])
+def test_constraints_give_up_after_max_attempts_rejections_in_a_row(max_attempts):
+    """One attempt is the least allowed; by default 1000 rejections in a row stop it."""
+    kwargs = {} if max_attempts is None else {"max_attempts": max_attempts}
+    constrained = Constraints(Scripted(GENOMES), max_params=1, cost_fn=fake_cost, **kwargs)
+    with pytest.raises(RuntimeError) as error:
+        constrained.propose()
+    attempts = max_attempts or 1000
+    assert str(error.value) == (f"constraints: {attempts} proposals in a row broke the limits "
+                                "{'flops': None, 'params': 1}; loosen them or raise max_attempts")
+    assert len(constrained.infeasible) == attempts
 
 
 def test_dedup_answers_repeats_from_the_cache_and_parks_running_ones():
@@ -109,18 +228,6 @@ def test_dedup_answers_a_failure_from_the_cache():
     with pytest.raises(RuntimeError):
         dedup.propose()
     assert inner.num_results[FAILED] == 1 + dedup.cache_hits
-
-
-class Recorder(Middleware):
-    """Passes everything on, keeping each feedback call's arguments."""
-
-    def __init__(self, inner):
-        super().__init__(inner)
-        self.calls = []
-
-    def feedback(self, proposal_id, reward=None, metrics=None, status=OK):
-        self.calls.append((proposal_id, reward, metrics, status))
-        super().feedback(proposal_id, reward, metrics, status)
 
 
 def test_dedup_hands_every_twin_the_whole_result_and_reports_it():

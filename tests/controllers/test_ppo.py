@@ -9,7 +9,8 @@ import pytest
 from controllers import PPOController
 from controllers.decision_table import OUTPUT, PARENT2, decision_table
 from controllers.ppo_policy import policy_program
-from search_space import (ADJUSTMENTS, CONNECTIONS, SPACES, decode, distance, random_genome,
+from controllers.interface import FAILED, OK
+from search_space import (ADJUSTMENTS, CONNECTIONS, ORDER, SPACES, decode, distance, random_genome,
                           seed_genome, validate_genome)
 from tests.controllers.helpers import SMALL_PPO, SPACE, reward_of
 
@@ -82,12 +83,31 @@ def test_sampled_actions_decode_to_valid_genomes():
     assert np.all(logp[:, :3] < 0) and np.all(np.isfinite(logp.sum(1)))
 
 
+def test_the_untrained_policy_is_small_and_uniform():
+    """Token embeddings for the vocabulary plus the start token, one step embedding and bias
+    row per decision, an LSTM `hidden` wide; its small output layer leaves the first decision
+    uniform over its allowed choices (without a prior)."""
+    table = decision_table(SPACE)
+    program = policy_program(SPACE, SMALL_PPO)
+    params, _ = program.init(jax.random.PRNGKey(0), np.zeros((table.num_steps, table.vocab)))
+    params = params["params"]
+    assert params["token_embed"]["embedding"].shape == (table.vocab + 1, SMALL_PPO.embed)
+    assert params["step_embed"]["embedding"].shape == (table.num_steps, SMALL_PPO.embed)
+    assert params["step_bias"].shape == (table.num_steps, table.vocab)
+    assert params["head"]["kernel"].shape == (SMALL_PPO.hidden, table.vocab)
+    _, logp = jax.device_get(program.sample({"params": params}, jax.random.PRNGKey(1)))
+    np.testing.assert_allclose(logp[:, 0], -np.log(table.static_mask[0].sum()), atol=0.01)
+
+
 # The two spaces, and one where the order is fixed (each position's level from its own block).
 TABLE_SPACES = [*(SPACES[name] for name in sorted(SPACES)), dataclasses.replace(
     SPACE, name="fixed-order", searched=frozenset({ADJUSTMENTS, CONNECTIONS}))]
+# And one whose connections are fixed (each position keeps its own block's parents).
+FIXED_CONNECTIONS = dataclasses.replace(SPACE, name="fixed-connections",
+                                        searched=frozenset({ORDER, ADJUSTMENTS}))
 
 
-@pytest.mark.parametrize("space", TABLE_SPACES, ids=lambda space: space.name)
+@pytest.mark.parametrize("space", TABLE_SPACES + [FIXED_CONNECTIONS], ids=lambda space: space.name)
 def test_decoding_a_genomes_actions_builds_its_spec(space):
     rng = np.random.default_rng(0)
     table = decision_table(space)
@@ -127,9 +147,12 @@ def test_initial_bias_starts_the_policy_at_the_initial_genomes():
     seed = seed_genome(SPACE)
     mutant = dataclasses.replace(seed, parents=seed.parents[:7] + ((5, 8),) + seed.parents[8:])
     plain = dataclasses.replace(SMALL_PPO, explore=0.0)
-    _, samples = _first_samples(dataclasses.replace(plain, initial_bias=40.0), (seed, mutant), 16)
+    controller, samples = _first_samples(dataclasses.replace(plain, initial_bias=40.0),
+                                         (seed, mutant), 16)
     specs = [decode(p.genome, SPACE) for p in samples]
     assert set(specs) == {decode(seed, SPACE), decode(mutant, SPACE)}
+    bias = np.asarray(controller.params["params"]["step_bias"])  # 40 per decision in all
+    assert (bias.max(), bias.sum()) == (40.0, 40.0 * controller.program.table.num_steps)
     _, samples = _first_samples(dataclasses.replace(plain, initial_bias=0.0), (seed,))
     assert min(distance(p.genome, seed, SPACE)["total"] for p in samples) > 20
 
@@ -148,3 +171,35 @@ def test_explore_puts_a_floor_under_every_choice():
             assert min(far) > 0 and min(logps) >= np.log(0.3 / 16) - 1e-5
         else:
             assert max(far) == 0 and min(logps) > -1e-6  # the seed's choices only
+
+
+def test_temperature_divides_the_logits():
+    """The policy held at the seed (bias 40, no exploration) at temperature 40: the seed's
+    choices weigh 40 / 40 = 1 against 0, probability e / (e + n - 1) among n choices, so the
+    samples leave the seed and no choice falls below log(1 / (e + 15)) (n is at most 16)."""
+    seed = seed_genome(SPACE)
+    config = dataclasses.replace(SMALL_PPO, initial_bias=40.0, explore=0.0, temperature=40.0)
+    controller, samples = _first_samples(config, (seed,))
+    assert min(distance(p.genome, seed, SPACE)["total"] for p in samples) > 0
+    logps = [lp for p in samples for lp in controller.outstanding[p.id]["extra"]["logp"]]
+    assert min(logps) >= -np.log(np.e + 15) - 0.01
+
+
+@pytest.mark.parametrize("kwargs, rewards, advantages, baseline", [
+    ({"initial_genomes": ()}, (0.5, 0.8, 0.2), [0.0, 0.3, -0.315], 0.95 * 0.515 + 0.05 * 0.2),
+    # The seed's reward only moves the baseline: no sample of the policy to learn from.
+    ({}, (0.5, 0.8, 0.2), [0.3, -0.315], 0.95 * 0.515 + 0.05 * 0.2),
+    # A failure counts 0, or the given failure_reward: baselines 0.475 and 0.425.
+    ({"initial_genomes": ()}, (0.5, None, 0.2), [0.0, -0.5, -0.275], 0.95 * 0.475 + 0.05 * 0.2),
+    ({"initial_genomes": (), "failure_reward": -1.0}, (0.5, None, 0.2), [0.0, -1.5, -0.225],
+     0.95 * 0.425 + 0.05 * 0.2),
+])
+def test_advantages_are_rewards_less_the_moving_baseline(kwargs, rewards, advantages, baseline):
+    """At decay 0.95: the first reward has no baseline yet (advantage 0), the second is measured
+    against the first, the third against 0.95 times the first plus 0.05 times the second."""
+    controller = PPOController(SPACE, SMALL_PPO, seed=0, **kwargs)
+    for reward in rewards:
+        status = OK if reward is not None else FAILED
+        controller.feedback(controller.propose().id, reward, status=status)
+    assert [advantage for *_, advantage in controller.buffer] == pytest.approx(advantages)
+    assert controller.baseline == pytest.approx(baseline)
