@@ -32,9 +32,11 @@ def test_step_decay_after_two_thirds_and_eight_ninths():
         learning_rate(1.0, 10, 100, schedule="linear")
 
 
-PARAMS = {"conv": {"kernel": jnp.full((1, 1, 2, 2), 2.0)},
-          "bn": {"scale": jnp.full((2,), 3.0), "bias": jnp.ones((2,))},
-          "head": {"bias": jnp.ones((3,))}}
+# numpy, not jax: a jax array made at import would start XLA in mutmut's fork server, and its
+# forked mutant processes would hang (bench/results/mutation.md).
+PARAMS = {"conv": {"kernel": np.full((1, 1, 2, 2), 2.0, np.float32)},
+          "bn": {"scale": np.full((2,), 3.0, np.float32), "bias": np.ones((2,), np.float32)},
+          "head": {"bias": np.ones((3,), np.float32)}}
 
 
 def _updates(optimizer, grads_per_step):
