@@ -12,7 +12,7 @@ from search_space import (ADJUSTMENTS, BOTTLENECK, CONNECTIONS, MUTATIONS, ORDER
                           SPACES, BlockSpec, Genome, Scaling, SpecError, SpineNetSpec, builtin_spec,
                           canonical_hash, crossover, decode, distance, distinct_mutants,
                           genome_from_spec, get_space, mutate, num_decisions, random_genome,
-                          seed_genome, similarity, validate_genome)
+                          SearchSpace, seed_genome, similarity, validate_genome)
 from search_space.distance import LEVELS, PARENTS, TYPES, decisions
 
 PAPER = get_space("spinenet-49")
@@ -580,3 +580,24 @@ def test_fixed_order_allows_swapping_blocks_of_one_base_level():
     # Labels 1 and 2 both have base level 3: the scale-decreasing order is unchanged.
     validate_genome(_seed_with(intermediate_order=(0, 2, 1) + SEED.intermediate_order[3:]),
                     FIXED_ORDER)
+
+
+def test_the_seed_and_its_spec_follow_a_space_with_unsorted_levels_and_a_longer_stem():
+    """Blocks listed out of level order, a 3-block stem, outputs L4..L6 listed 5, 4, 6: the seed
+    still climbs the levels (2, 2, 3, 4, then L4, L5, L6; ties keep their listed order), and its
+    spec keeps the space's stem and levels and the scaling asked for."""
+    space = SearchSpace("unsorted", intermediate_base_levels=(4, 2, 3, 2), output_levels=(5, 4, 6),
+                        num_stem_blocks=3)
+    seed = seed_genome(space)
+    assert (seed.intermediate_order, seed.output_order) == ((1, 3, 2, 0), (1, 0, 2))
+    scaling = Scaling(endpoints_num_filters=64, filter_size_scale=0.25)
+    spec = decode(seed, space, scaling)
+    assert (spec.num_stem_blocks, spec.min_level, spec.max_level) == (3, 4, 6)
+    assert spec.scaling == scaling
+    assert [b.level for b in spec.blocks] == [2, 2, 3, 4, 4, 5, 6]
+
+
+def test_random_genomes_draw_every_block_type():
+    rng = np.random.default_rng(0)
+    fns = {fn for _ in range(10) for fn in random_genome(PAPER, rng).block_fns}
+    assert fns == set(PAPER.block_fns) and len(fns) == 2
