@@ -40,7 +40,7 @@ def _kernels_only(params):
 
 @dataclasses.dataclass(frozen=True)
 class AdamW:
-    """Adam (b1, b2, eps, eps_root) at `rate`, decoupled weight decay on the kernels, clipping to
+    """Adam (b1, b2, eps) at `rate`, decoupled weight decay on the kernels, clipping to
     the global norm `clip_norm` first (0: none): optax's chain, and its step as CPU custom calls."""
 
     rate: optax.Schedule
@@ -49,10 +49,9 @@ class AdamW:
     clip_norm: float
     b2: float = 0.999
     eps: float = 1e-8
-    eps_root: float = 0.0
 
     def transform(self) -> optax.GradientTransformation:
-        adamw = optax.adamw(self.rate, self.b1, self.b2, self.eps, self.eps_root,
+        adamw = optax.adamw(self.rate, self.b1, self.b2, self.eps,
                             weight_decay=self.weight_decay, mask=_kernels_only)
         clip = [optax.clip_by_global_norm(self.clip_norm)] if self.clip_norm > 0 else []
         return optax.chain(*clip, adamw)
@@ -70,7 +69,6 @@ class AdamW:
                              1 - self.b2 ** count, clip]).astype(jnp.float32)
         treedef = jax.tree_util.tree_structure(params)
         steps = [cpu_kernels.adamw_step(p, g, m, v, scalars, b1=self.b1, b2=self.b2, eps=self.eps,
-                                        eps_root=self.eps_root,
                                         decay=self.weight_decay if p.ndim > 1 else 0.0)
                  for p, g, m, v in zip(*(treedef.flatten_up_to(t)
                                          for t in (params, grads, adam.mu, adam.nu)))]

@@ -39,13 +39,12 @@ ffi::Error Norm(ffi::RemainingArgs grads, F32Out norm) {
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void Update(int64_t n, float* __restrict p, const float* __restrict g, float* __restrict mu,
             float* __restrict nu, float step, float bc1, float bc2, float scale, float b1,
-            float b2, float one_minus_b1, float one_minus_b2, float eps, float eps_root,
-            float decay) {
+            float b2, float one_minus_b1, float one_minus_b2, float eps, float decay) {
   for (int64_t i = 0; i < n; ++i) {
     float t = g[i] * scale;
     float m = one_minus_b1 * t + b1 * mu[i];
     float v = one_minus_b2 * (t * t) + b2 * nu[i];
-    float u = (m / bc1) / (std::sqrt(v / bc2 + eps_root) + eps) + decay * p[i];
+    float u = (m / bc1) / (std::sqrt(v / bc2) + eps) + decay * p[i];
     mu[i] = m;
     nu[i] = v;
     p[i] -= step * u;
@@ -56,7 +55,7 @@ void Update(int64_t n, float* __restrict p, const float* __restrict g, float* __
 // The results alias p, mu and nu (copied first where XLA gave them buffers of their own).
 ffi::Error Step(F32 p, F32 g, F32 mu, F32 nu, F32 scalars, F32Out p_out, F32Out mu_out,
                 F32Out nu_out, float b1, float b2, float one_minus_b1, float one_minus_b2,
-                float eps, float eps_root, float decay) {
+                float eps, float decay) {
   return onednn_ops::Guarded("adamw step", [&] {
     int64_t n = p.element_count();
     for (auto [from, to] : {std::pair{p.typed_data(), p_out->typed_data()},
@@ -66,7 +65,7 @@ ffi::Error Step(F32 p, F32 g, F32 mu, F32 nu, F32 scalars, F32Out p_out, F32Out 
     }
     const float* s = scalars.typed_data();
     Update(n, p_out->typed_data(), g.typed_data(), mu_out->typed_data(), nu_out->typed_data(),
-           s[0], s[1], s[2], s[3], b1, b2, one_minus_b1, one_minus_b2, eps, eps_root, decay);
+           s[0], s[1], s[2], s[3], b1, b2, one_minus_b1, one_minus_b2, eps, decay);
     return ffi::Error::Success();
   });
 }
@@ -91,5 +90,4 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(AdamWStep, Step,
                                   .Attr<float>("one_minus_b1")  // 1 - b1 rounded once, as optax's
                                   .Attr<float>("one_minus_b2")
                                   .Attr<float>("eps")
-                                  .Attr<float>("eps_root")
                                   .Attr<float>("decay"));

@@ -186,8 +186,7 @@ def global_norm(leaves: list):
     return jax.ffi.ffi_call("onednn_global_norm", jax.ShapeDtypeStruct((), jnp.float32))(*leaves)
 
 
-def adamw_step(p, g, mu, nu, scalars, *, b1: float, b2: float, eps: float, eps_root: float,
-               decay: float):
+def adamw_step(p, g, mu, nu, scalars, *, b1: float, b2: float, eps: float, decay: float):
     """(p, mu, nu) after one AdamW step of the float32 parameter `p`: its gradient `g` scaled by
     `scalars[3]` (the clipping), Adam's moments, learning rate `scalars[0]`, bias corrections
     `scalars[1:3]` and decoupled weight decay `decay`. The results alias p, mu and nu, so a
@@ -198,4 +197,4 @@ def adamw_step(p, g, mu, nu, scalars, *, b1: float, b2: float, eps: float, eps_r
                             input_output_aliases={0: 0, 2: 1, 3: 2})
     return call(p, g, mu, nu, scalars, b1=np.float32(b1), b2=np.float32(b2),
                 one_minus_b1=np.float32(1 - b1), one_minus_b2=np.float32(1 - b2),
-                eps=np.float32(eps), eps_root=np.float32(eps_root), decay=np.float32(decay))
+                eps=np.float32(eps), decay=np.float32(decay))

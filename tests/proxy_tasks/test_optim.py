@@ -127,7 +127,25 @@ def test_fused_adam_takes_the_hand_computed_steps(monkeypatch):
     np.testing.assert_allclose(adam.nu["bn"]["bias"], 16 * (1 - 0.999 ** 2), rtol=1e-5)
 
 
-@pytest.mark.parametrize("clip_norm", [0.0, 2.0])
+@pytest.mark.parametrize("path", ["optax", "fused"])
+def test_adam_clips_the_gradients_into_its_moments_and_leaves_zero_gradients_alone(monkeypatch,
+                                                                                    path):
+    step = _fused(monkeypatch, path)
+    optimizer = make_optimizer(0.5, warmup_steps=0, total_steps=10, momentum=0.9,
+                               weight_decay=0.1, clip_norm=1.0, optimizer="adam")
+    grads = jax.tree_util.tree_map(lambda p: np.full_like(p, 4.0), PARAMS)
+    grads["head"]["bias"] = np.zeros(3, np.float32)
+    params, state, norm = step(optimizer, grads, optimizer.init(PARAMS), PARAMS)
+    # 8 entries of 4: norm 4 * sqrt(8), each clipped to 1 / sqrt(8); moments 0.1 and 0.001
+    # of it and of its square. A gradient of zero moves nothing (eps keeps 0 / 0 away).
+    adam = state[-1][0]
+    np.testing.assert_allclose(norm, 4 * math.sqrt(8), rtol=1e-6)
+    np.testing.assert_allclose(adam.mu["conv"]["kernel"], 0.1 / math.sqrt(8), rtol=1e-5)
+    np.testing.assert_allclose(adam.nu["bn"]["scale"], 0.001 / 8, rtol=1e-5)
+    np.testing.assert_array_equal(params["head"]["bias"], PARAMS["head"]["bias"])
+
+
+@pytest.mark.parametrize("clip_norm", [0.0, 0.5, 2.0])
 def test_fused_adam_follows_optax(monkeypatch, clip_norm):
     """Ten steps of random gradients, a few large enough to be clipped: the fused call's
     parameters, moments and norm against optax's own chain (float32 rounding apart)."""
