@@ -55,7 +55,8 @@ TIMES = ("compile_s", "train_s", "eval_s", "wall_s")
 
 def single_mutants(genome: Genome, count: int, rng: np.random.Generator) -> List[Genome]:
     """`count` distinct networks one decision away from `genome` in the panel space (`mutate`
-    may move a second level when two blocks trade places: such children are drawn again)."""
+    may move a second level when two blocks trade places: such children are drawn again);
+    gives up after 100 draws a mutant."""
     space = get_space(PANEL_SPACE)
     seen = {canonical_hash(decode(genome, space))}
     mutants = []
@@ -72,7 +73,8 @@ def single_mutants(genome: Genome, count: int, rng: np.random.Generator) -> List
 
 def default_panel() -> Dict[str, SpineNetSpec]:
     """The default panel, by name: the ResNet-50 seed, SpineNet-49, two single-decision mutants
-    of each and four random genomes of the paper space, all drawn from `PANEL_SEED`."""
+    of each and four random genomes of the paper space, all drawn from `PANEL_SEED` (random-k
+    from the stream [PANEL_SEED, 100 + k])."""
     space = get_space(PANEL_SPACE)
     panel = {}
     for index, name in enumerate((SEED_MODEL, SPINENET_49)):
@@ -189,7 +191,7 @@ def measure_fidelity(config: ProxyConfig, panel: Dict[str, SpineNetSpec], seeds:
                 trials.append(_train(name, spec, run_config, seed, schedule, key))
                 if on_trial is not None:
                     on_trial(trials.records[key])
-            done[name, schedule, seed] = dict(trials.records[key], arch=name)
+            done[name, schedule, seed] = trials.records[key]
     return summarize(config, panel, seeds, factor, done, gates)
 
 
