@@ -35,3 +35,12 @@ def test_only_the_latest_keep_are_kept_and_a_new_manager_finds_them(tmp_path):
     assert again.latest_step() == 3
     assert int(again.restore(like=_state(0))["step"]) == 3
     again.close()
+
+
+def test_by_default_one_checkpoint_is_kept_in_a_folder_made_for_it(tmp_path):
+    checkpoints = TrialCheckpoints(tmp_path / "new" / "ckpt")
+    assert (tmp_path / "new" / "ckpt").is_dir()  # made before anything is saved
+    for step in (1, 2):
+        checkpoints.save(step, _state(step))
+    checkpoints.close()
+    assert [p.name for p in (tmp_path / "new" / "ckpt").iterdir()] == ["2"]

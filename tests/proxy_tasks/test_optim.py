@@ -179,3 +179,16 @@ def test_the_optimizer_switch_is_checked(monkeypatch):
     optimizer = make_optimizer(0.5, 0, 10, optimizer="adam")
     with pytest.raises(ValueError, match="NAS_CPU_OPTIMIZER: 'eager' is not one of"):
         apply_gradients(optimizer, PARAMS, optimizer.init(PARAMS), PARAMS)
+
+
+def test_sgd_momentum_is_0_9_by_default_and_any_optax_transformation_steps():
+    optimizer = make_optimizer(1.0, warmup_steps=0, total_steps=10, weight_decay=0.0)
+    ones = jax.tree_util.tree_map(np.ones_like, PARAMS)
+    first, second = _updates(optimizer, [ones, ones])
+    # Momentum 0.9: the second step moves 1 + 0.9 at the cosine's rate (1 + cos(pi / 10)) / 2.
+    np.testing.assert_allclose(second["head"]["bias"],
+                               -0.5 * (1 + math.cos(math.pi / 10)) * 1.9, rtol=1e-6)
+    sgd = optax.sgd(0.25)
+    params, _, norm = apply_gradients(sgd, ones, sgd.init(PARAMS), PARAMS)
+    np.testing.assert_allclose(params["bn"]["scale"], 3 - 0.25)
+    np.testing.assert_allclose(norm, math.sqrt(11), rtol=1e-6)
