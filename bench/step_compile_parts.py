@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import os
-import platform
 import re
 import time
 
@@ -27,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from json_out import emit, machine
 from proxy_tasks.data import AnchorConfig
 from proxy_tasks.mesh import global_batch, make_mesh
 from proxy_tasks.optim import learning_rate
@@ -130,15 +128,9 @@ def main() -> None:
         "whole_step_flat_params": compiled(flat_step, flat, stats, flat_state, batch),
     }
     out = {"arch": args.arch, "preset": args.preset, "jax": jax.__version__,
-           "parameter_leaves": len(jax.tree_util.tree_leaves(params)),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                       "ld_preload": os.environ.get("LD_PRELOAD", "")},
+           "parameter_leaves": len(jax.tree_util.tree_leaves(params)), "machine": machine(),
            "result": result}
-    text = json.dumps(out, indent=2)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

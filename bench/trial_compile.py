@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import platform
 import re
 import time
 
 import jax
 import numpy as np
 
+from json_out import emit, machine
 from proxy_tasks.data import AnchorConfig
 from proxy_tasks.mesh import global_batch, make_mesh
 from proxy_tasks.presets import get_preset, with_overrides
@@ -98,14 +97,9 @@ def main() -> None:
 
     out = {"arch": args.arch, "preset": args.preset, "overrides": args.overrides,
            "compiler_options": options, "jax": jax.__version__,
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                       "ld_preload": os.environ.get("LD_PRELOAD", "")},
+           "machine": machine(),
            "result": {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
-    text = json.dumps(out, indent=2)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    emit(out, args.out)
 
 
 if __name__ == "__main__":
