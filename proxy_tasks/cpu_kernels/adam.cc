@@ -1,9 +1,12 @@
 // The proxy's AdamW step as XLA FFI handlers: the gradients' global norm in one call, then one
 // call a parameter for its clipped Adam moments, decoupled weight decay and update, in place.
-// optax's chain compiles to about six kernels a parameter (2,448 for the `default` detector: most
-// of its train step's compile); these are a custom call a parameter, which XLA compiles to nothing.
+// optax's chain compiles to about six kernels a parameter (2,448 for the `default` detector: about
+// half of its train step's compile); these are a custom call a parameter, which XLA compiles to
+// nothing.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 #include "common.h"
 #include "xla/ffi/api/ffi.h"
