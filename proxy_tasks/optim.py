@@ -34,8 +34,18 @@ def learning_rate(base: float, warmup_steps: int, total_steps: int, schedule: st
     return optax.join_schedules([warmup, decay], [warmup_steps])
 
 
+def _is_kernel(param) -> bool:
+    """Conv and dense kernels, the parameters the weight decay applies to."""
+    return param.ndim > 1
+
+
 def _kernels_only(params):
-    return jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
+    return jax.tree_util.tree_map(_is_kernel, params)
+
+
+def _clip(clip_norm: float) -> list:
+    """Clipping to the global norm `clip_norm` as a chain's first part, or none where it is 0."""
+    return [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +63,7 @@ class AdamW:
     def transform(self) -> optax.GradientTransformation:
         adamw = optax.adamw(self.rate, self.b1, self.b2, self.eps,
                             weight_decay=self.weight_decay, mask=_kernels_only)
-        clip = [optax.clip_by_global_norm(self.clip_norm)] if self.clip_norm > 0 else []
-        return optax.chain(*clip, adamw)
+        return optax.chain(*_clip(self.clip_norm), adamw)
 
     def fused_step(self, grads, state, params):
         """`apply_gradients` through `cpu_kernels`' global norm and AdamW step, on the state of
@@ -69,7 +78,7 @@ class AdamW:
                              1 - self.b2 ** count, clip]).astype(jnp.float32)
         treedef = jax.tree_util.tree_structure(params)
         steps = [cpu_kernels.adamw_step(p, g, m, v, scalars, b1=self.b1, b2=self.b2, eps=self.eps,
-                                        decay=self.weight_decay if p.ndim > 1 else 0.0)
+                                        decay=self.weight_decay if _is_kernel(p) else 0.0)
                  for p, g, m, v in zip(*(treedef.flatten_up_to(t)
                                          for t in (params, grads, adam.mu, adam.nu)))]
         params, mu, nu = (treedef.unflatten(part) for part in zip(*steps))
@@ -98,10 +107,9 @@ def make_optimizer(base_lr: float, warmup_steps: int, total_steps: int, schedule
     if optimizer == "adam":
         adamw = AdamW(rate, momentum, weight_decay, clip_norm)
         return Optimizer(*adamw.transform(), adamw)
-    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm > 0 else []
-    parts += [optax.add_decayed_weights(weight_decay, mask=_kernels_only),
-              optax.sgd(rate, momentum)]
-    return Optimizer(*optax.chain(*parts))
+    return Optimizer(*optax.chain(*_clip(clip_norm),
+                                  optax.add_decayed_weights(weight_decay, mask=_kernels_only),
+                                  optax.sgd(rate, momentum)))
 
 
 def apply_gradients(optimizer, grads, state, params):
