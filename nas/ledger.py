@@ -85,7 +85,7 @@ class Ledger:
         if not create:
             check_file(self.path)
         self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
-        self.conn.row_factory = sqlite3.Row
+        self.conn.row_factory = _as_dict
         try:
             self._open(create)
         except BaseException as err:
@@ -96,12 +96,13 @@ class Ledger:
 
     def _open(self, create: bool) -> None:
         if not create:  # before setting the journal mode, a write where it changes
-            problem = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            row = self.conn.execute("PRAGMA quick_check(1)").fetchone()  # pragma: no mutate
+            problem = row["quick_check"]
             if problem != "ok":
                 raise LedgerError(f"ledger: {str(self.path)!r} is damaged: "
                                   f"{problem.splitlines()[-1]}")
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA journal_mode=WAL")  # pragma: no mutate
+        self.conn.execute("PRAGMA synchronous=NORMAL")  # pragma: no mutate
         if create:
             self.conn.executescript(_SCHEMA)
         elif self.meta("config") is None:
@@ -115,17 +116,19 @@ class Ledger:
 
     # -- meta --------------------------------------------------------------------------------
     def meta(self, key: str, default=None):
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?",  # pragma: no mutate
+                                (key,)).fetchone()
         return default if row is None else json.loads(row["value"])
 
     def set_meta(self, values: Mapping[str, Any]) -> None:
         with self._transaction():
-            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",  # pragma: no mutate
                                   [(k, json.dumps(v)) for k, v in values.items()])
 
     def _next_seq(self) -> int:
         seq = self.meta("seq", 0) + 1
-        self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (json.dumps(seq),))
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)",  # pragma: no mutate
+                          (json.dumps(seq),))
         return seq
 
     # -- trials ------------------------------------------------------------------------------
@@ -151,23 +154,24 @@ class Ledger:
     def _insert(self, trial_id, genome, spec_hash, spec_json, status, seq=None, note=None,
                 metrics=None, params=None, flops=None, or_ignore=False) -> None:
         self.conn.execute(
-            f"INSERT {'OR IGNORE ' if or_ignore else ''}INTO trials (trial_id, seq, genome, "
-            "spec_hash, spec, status, metrics, params, flops, note, proposed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT {'OR IGNORE ' if or_ignore else ''}INTO trials "  # pragma: no mutate
+            "(trial_id, seq, genome, spec_hash, spec, status, metrics, params, "  # pragma: no mutate
+            "flops, note, proposed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # pragma: no mutate
             (trial_id, seq, json.dumps(genome.to_dict()), spec_hash, spec_json, status,
              json.dumps(dict(metrics or {})), params, flops, note, time.time()))
 
     def mark_running(self, trial_id: str) -> int:
         """A trial (re)starts: one more attempt; returns the attempt number."""
         with self._transaction():
-            self.conn.execute("UPDATE trials SET status = ?, attempts = attempts + 1, "
-                              "started_at = ? WHERE trial_id = ?", (RUNNING, time.time(), trial_id))
+            self.conn.execute("UPDATE trials SET status = ?, attempts = attempts + 1, "  # pragma: no mutate
+                              "started_at = ? WHERE trial_id = ?",  # pragma: no mutate
+                              (RUNNING, time.time(), trial_id))
             return self.trial(trial_id)["attempts"]
 
     def add_epoch(self, trial_id: str, attempt: int, seed: int, epoch: int,
                   metrics: Mapping[str, Any]) -> None:
         with self._transaction():
-            self.conn.execute("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
+            self.conn.execute("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?)",  # pragma: no mutate
                               (trial_id, attempt, seed, epoch, json.dumps(dict(metrics)),
                                time.time()))
 
@@ -181,8 +185,9 @@ class Ledger:
         with self._transaction():
             seq = self._next_seq()
             self.conn.execute(
-                "UPDATE trials SET status = ?, reward = ?, metrics = ?, error = ?, result_seq = ?,"
-                " compile_s = ?, train_s = ?, eval_s = ?, finished_at = ? WHERE trial_id = ?",
+                "UPDATE trials SET status = ?, reward = ?, metrics = ?, error = ?, "  # pragma: no mutate
+                "result_seq = ?, compile_s = ?, train_s = ?, eval_s = ?, "  # pragma: no mutate
+                "finished_at = ? WHERE trial_id = ?",  # pragma: no mutate
                 (status, reward, json.dumps(dict(metrics)), error, seq,
                  *(metrics.get(k) for k in TIMING_KEYS), time.time(), trial_id))
             if state is not None:
@@ -195,12 +200,12 @@ class Ledger:
             self._save_state(self.meta("seq", 0), state)
 
     def _save_state(self, seq: int, state: Mapping) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO controller_state VALUES (1, ?, ?, ?)",
+        self.conn.execute("INSERT OR REPLACE INTO controller_state VALUES (1, ?, ?, ?)",  # pragma: no mutate
                           (seq, json.dumps(state), time.time()))
 
     def latest_state(self):
         """(sequence number, state) of the latest checkpoint, or None."""
-        row = self.conn.execute("SELECT seq, state FROM controller_state").fetchone()
+        row = self.conn.execute("SELECT seq, state FROM controller_state").fetchone()  # pragma: no mutate
         return None if row is None else (row["seq"], json.loads(row["state"]))
 
     # -- reading -----------------------------------------------------------------------------
@@ -211,8 +216,10 @@ class Ledger:
         from controllers.replay import proposal_record, result_record
 
         events = []
-        for row in self.conn.execute("SELECT * FROM trials WHERE seq > ? OR result_seq > ?",
-                                     (after, after)):
+        rows = self.conn.execute(
+            "SELECT * FROM trials WHERE seq > ? OR result_seq > ?",  # pragma: no mutate
+            (after, after))
+        for row in rows:
             if row["seq"] > after:
                 genome = Genome.from_dict(json.loads(row["genome"]))
                 events.append((row["seq"], proposal_record(Proposal(row["trial_id"], genome))))
@@ -223,29 +230,33 @@ class Ledger:
         return [record for _, record in sorted(events)]  # sequence numbers are unique
 
     def trial(self, trial_id: str) -> Dict[str, Any]:
-        row = self.conn.execute("SELECT * FROM trials WHERE trial_id = ?", (trial_id,)).fetchone()
+        row = self.conn.execute("SELECT * FROM trials WHERE trial_id = ?",  # pragma: no mutate
+                                (trial_id,)).fetchone()
         if row is None:
             raise LedgerError(f"trial_id: {trial_id!r} is not in the ledger")
         return _row(row)
 
     def trials(self, statuses: Optional[Iterable[str]] = None) -> List[Dict[str, Any]]:
         """Trials in proposal order (skipped ones where they were proposed)."""
-        rows = self.conn.execute("SELECT * FROM trials ORDER BY proposed_at, rowid")
+        rows = self.conn.execute("SELECT * FROM trials ORDER BY proposed_at, rowid")  # pragma: no mutate
         wanted = None if statuses is None else set(statuses)
         return [_row(r) for r in rows if wanted is None or r["status"] in wanted]
 
     def counts(self) -> Dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
-        for row in self.conn.execute("SELECT status, COUNT(*) AS n FROM trials GROUP BY status"):
+        rows = self.conn.execute(
+            "SELECT status, COUNT(*) AS n FROM trials GROUP BY status"  # pragma: no mutate
+        )
+        for row in rows:
             counts[row["status"]] = row["n"]
         return counts
 
     def epochs(self, trial_id: Optional[str] = None) -> List[Dict[str, Any]]:
-        query, args = "SELECT * FROM epochs", ()
+        query, args = "SELECT * FROM epochs", ()  # pragma: no mutate
         if trial_id is not None:
-            query, args = query + " WHERE trial_id = ?", (trial_id,)
-        return [dict(r, metrics=json.loads(r["metrics"]))
-                for r in self.conn.execute(query + " ORDER BY rowid", args)]
+            query, args = query + " WHERE trial_id = ?", (trial_id,)  # pragma: no mutate
+        rows = self.conn.execute(query + " ORDER BY rowid", args)  # pragma: no mutate
+        return [dict(r, metrics=json.loads(r["metrics"])) for r in rows]
 
 
 def check_file(path: Path) -> None:
@@ -271,7 +282,13 @@ def check_file(path: Path) -> None:
                           f"counts {pages} pages of {page_size} bytes")
 
 
-def _row(row: sqlite3.Row) -> Dict[str, Any]:
+def _as_dict(cursor: sqlite3.Cursor, values: tuple) -> Dict[str, Any]:
+    """A row as a dict keyed by its columns' names as the schema spells them (case-sensitive,
+    unlike `sqlite3.Row`)."""
+    return {column[0]: value for column, value in zip(cursor.description, values)}
+
+
+def _row(row: Dict[str, Any]) -> Dict[str, Any]:
     out = dict(row)
     out["genome"] = json.loads(out["genome"])
     out["metrics"] = json.loads(out["metrics"])
@@ -285,8 +302,8 @@ class _Transaction:
         self.conn = conn
 
     def __enter__(self):
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("BEGIN IMMEDIATE")  # pragma: no mutate
 
     def __exit__(self, kind, value, tb):
-        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")  # pragma: no mutate
         return False

@@ -22,7 +22,7 @@ def ledger_bytes(tmp_path_factory):
     path = tmp_path_factory.mktemp("ledger") / LEDGER_FILE
     ledger, _, _ = run(path, config("evolution", max_trials=6))
     assert ledger.conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'trials'"
-                               ).fetchone()[0] == TRIALS_PAGE
+                               ).fetchone()["rootpage"] == TRIALS_PAGE
     ledger.close()
     data = path.read_bytes()
     assert len(data) > TRIALS_PAGE * PAGE and len(data) % PAGE == 0
