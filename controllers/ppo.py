@@ -41,9 +41,10 @@ class PPOController(Controller):
         self.num_updates = 0
 
     def _prior(self) -> np.ndarray:
-        """[T, vocab] logits: `initial_bias` on each initial genome's decisions, shared."""
+        """[T, vocab] logits: `initial_bias` on each initial genome's decisions, shared.
+        Summed in float64, which the jitted init rounds once to float32."""
         table, genomes = self.program.table, self.initial_genomes
-        prior = np.zeros((table.num_steps, table.vocab), np.float32)
+        prior = np.zeros((table.num_steps, table.vocab))
         for genome in genomes:
             prior[np.arange(table.num_steps), table.encode(genome)] += \
                 self.config.initial_bias / len(genomes)

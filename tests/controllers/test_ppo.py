@@ -157,6 +157,31 @@ def test_initial_bias_starts_the_policy_at_the_initial_genomes():
     assert min(distance(p.genome, seed, SPACE)["total"] for p in samples) > 20
 
 
+def test_initial_bias_is_shared_correctly_rounded():
+    """Bias 3 over five initial genomes, three of which share a parent the other two do not:
+    each choice weighs 3 * k / 5 rounded once to float32 (1.8 for three, not the 1.8000001 of
+    three float32 additions of 0.6)."""
+    seed = seed_genome(SPACE)
+
+    def moved(genome, block, parents):
+        return dataclasses.replace(
+            genome, parents=genome.parents[:block] + (parents,) + genome.parents[block + 1:])
+
+    shared = moved(seed, 7, (5, 8))
+    genomes = (seed, shared, moved(shared, 9, (7, 10)), moved(shared, 10, (8, 11)),
+               moved(seed, 11, (9, 12)))
+    assert len(set(genomes)) == 5 and all(validate_genome(g, SPACE) is None for g in genomes)
+    config = dataclasses.replace(SMALL_PPO, initial_bias=3.0)
+    controller = PPOController(SPACE, config, seed=0, initial_genomes=genomes)
+    table = controller.program.table
+    counts = np.zeros((table.num_steps, table.vocab))
+    for genome in genomes:
+        counts[np.arange(table.num_steps), table.encode(genome)] += 1
+    bias = np.asarray(controller.params["params"]["step_bias"])
+    np.testing.assert_array_equal(bias, (3.0 * counts / 5).astype(np.float32))
+    assert np.float32(1.8) in bias
+
+
 def test_explore_puts_a_floor_under_every_choice():
     """A policy held at the seed (bias 40): without exploration every sample is the seed and
     every other choice has log-probability about -40; at explore 0.3 no choice is below
