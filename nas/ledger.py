@@ -153,8 +153,9 @@ class Ledger:
 
     def _insert(self, trial_id, genome, spec_hash, spec_json, status, seq=None, note=None,
                 metrics=None, params=None, flops=None, or_ignore=False) -> None:
+        ignore = "OR IGNORE " if or_ignore else ""
         self.conn.execute(
-            f"INSERT {'OR IGNORE ' if or_ignore else ''}INTO trials "  # pragma: no mutate
+            f"INSERT {ignore}INTO trials "  # pragma: no mutate
             "(trial_id, seq, genome, spec_hash, spec, status, metrics, params, "  # pragma: no mutate
             "flops, note, proposed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # pragma: no mutate
             (trial_id, seq, json.dumps(genome.to_dict()), spec_hash, spec_json, status,
@@ -305,5 +306,8 @@ class _Transaction:
         self.conn.execute("BEGIN IMMEDIATE")  # pragma: no mutate
 
     def __exit__(self, kind, value, tb):
-        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")  # pragma: no mutate
+        if kind is None:
+            self.conn.execute("COMMIT")  # pragma: no mutate
+        else:
+            self.conn.execute("ROLLBACK")  # pragma: no mutate
         return False
