@@ -22,6 +22,14 @@ def test_linear_warmup_then_cosine_to_zero():
     assert float(learning_rate(2.0, warmup_steps=0, total_steps=20)(0)) == 2.0
 
 
+def test_a_warmup_longer_than_training_ends_on_its_last_step():
+    """The warm-up is cut to total - 1 steps, so the last step trains at the base rate (and a
+    one-step training at it, not at 0)."""
+    schedule = learning_rate(2.0, warmup_steps=30, total_steps=20)
+    np.testing.assert_allclose([schedule(18), schedule(19)], [2.0 * 18 / 19, 2.0], rtol=1e-6)
+    assert float(learning_rate(2.0, warmup_steps=5, total_steps=1)(0)) == 2.0
+
+
 def test_step_decay_after_two_thirds_and_eight_ninths():
     schedule = learning_rate(1.0, warmup_steps=10, total_steps=100, schedule="step")
     # The rate drops tenfold at global steps int(0.67 * 100) = 67 and int(0.89 * 100) = 89.
@@ -30,6 +38,8 @@ def test_step_decay_after_two_thirds_and_eight_ninths():
                                rtol=1e-6)
     with pytest.raises(ValueError, match="schedule: 'linear' is not one of"):
         learning_rate(1.0, 10, 100, schedule="linear")
+    rate = make_optimizer(1.0, 10, 100, schedule="step", optimizer="adam").adamw.rate
+    np.testing.assert_allclose([rate(66), rate(67)], [1.0, 0.1], rtol=1e-6)
 
 
 # numpy, not jax: a jax array made at import would start XLA in mutmut's fork server, and its
@@ -62,6 +72,18 @@ def test_weight_decay_on_kernels_only_with_momentum():
     for update in (first, second):  # BN scales and offsets and biases are not decayed
         for leaf in (update["bn"]["scale"], update["bn"]["bias"], update["head"]["bias"]):
             assert not np.any(np.asarray(leaf))
+
+
+def test_the_default_weight_decay_is_4e_5_on_conv_and_dense_kernels():
+    """Model Garden's 4e-5, on a dense (2-d) kernel as on a conv's (4-d): SGD's first step on
+    zero gradients moves each kernel by rate 0.5 * 4e-5 * 2."""
+    params = {"conv": {"kernel": np.full((1, 1, 2, 2), 2.0, np.float32)},
+              "dense": {"kernel": np.full((2, 3), 2.0, np.float32)}}
+    optimizer = make_optimizer(0.5, warmup_steps=0, total_steps=10)
+    zeros = jax.tree_util.tree_map(np.zeros_like, params)
+    updates, _ = optimizer.update(zeros, optimizer.init(params), params)
+    for layer in ("conv", "dense"):
+        np.testing.assert_allclose(updates[layer]["kernel"], -0.5 * 4e-5 * 2, rtol=1e-6)
 
 
 def test_gradients_are_clipped_before_the_weight_decay():
