@@ -1,6 +1,6 @@
 """Per-step losses of the proxy's first train steps under each AdamW path, side by side.
 
-    python -m nas.preload bench/optimizer_paths.py [--arch resnet50-seed] [--steps 40] [--out F]
+    python -m nas.preload bench/optimizer_paths.py [--arch A] [--steps N] [--set K=V] [--out F]
 
 The same init and the same batch for `NAS_CPU_OPTIMIZER=optax` and `fused` (the switch is read
 when the step is traced, so each path is traced afresh): a defect in the fused step shows as
@@ -22,7 +22,7 @@ import numpy as np
 from json_out import emit, machine
 from proxy_tasks.data import AnchorConfig
 from proxy_tasks.mesh import global_batch, make_mesh
-from proxy_tasks.presets import get_preset
+from proxy_tasks.presets import get_preset, with_overrides
 from proxy_tasks.training import create_state, detection_loss, make_train_step
 from proxy_tasks.trial import build_proxy_model, example_batch, num_classes, proxy_optimizer
 from search_space import builtin_spec
@@ -32,9 +32,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="resnet50-seed")
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="override a field of the default preset (repeatable)")
     parser.add_argument("--out", help="JSON file to write (default: print)")
     args = parser.parse_args()
-    config = get_preset("default")
+    config = with_overrides(get_preset("default"), args.overrides)
     size = config.image_size
     model = build_proxy_model(builtin_spec(args.arch), config)
     optimizer = proxy_optimizer(config, config.train_images // config.batch_size * config.epochs)
@@ -42,7 +44,9 @@ def main() -> None:
     anchors = AnchorConfig(anchor_size=config.anchor_size).anchors(size)
     batch = global_batch(example_batch(config, len(anchors)), mesh)
     loss = functools.partial(detection_loss, num_classes=num_classes(config))
-    out, params = {"arch": args.arch, "steps": args.steps, "machine": machine()}, {}
+    out = {"arch": args.arch, "steps": args.steps, "overrides": args.overrides,
+           "machine": machine()}
+    params = {}
     for path in ("optax", "fused"):
         os.environ["NAS_CPU_OPTIMIZER"] = path
         state = create_state(model, optimizer, jax.random.PRNGKey(0), size, size, mesh)
