@@ -13,19 +13,15 @@ calls.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 
 import jax
 import numpy as np
 
+from detector_setup import detector
 from json_out import emit, machine
-from proxy_tasks.data import AnchorConfig
-from proxy_tasks.mesh import global_batch, make_mesh
 from proxy_tasks.presets import get_preset, with_overrides
-from proxy_tasks.training import create_state, detection_loss, make_train_step
-from proxy_tasks.trial import build_proxy_model, example_batch, num_classes, proxy_optimizer
-from search_space import builtin_spec
+from proxy_tasks.training import create_state, make_train_step
 
 
 def main() -> None:
@@ -37,20 +33,15 @@ def main() -> None:
     parser.add_argument("--out", help="JSON file to write (default: print)")
     args = parser.parse_args()
     config = with_overrides(get_preset("default"), args.overrides)
-    size = config.image_size
-    model = build_proxy_model(builtin_spec(args.arch), config)
-    optimizer = proxy_optimizer(config, config.train_images // config.batch_size * config.epochs)
-    mesh = make_mesh()
-    anchors = AnchorConfig(anchor_size=config.anchor_size).anchors(size)
-    batch = global_batch(example_batch(config, len(anchors)), mesh)
-    loss = functools.partial(detection_loss, num_classes=num_classes(config))
+    size, proxy = config.image_size, detector(args.arch, config)
+    model, optimizer, mesh, batch = proxy.model, proxy.optimizer, proxy.mesh, proxy.batch
     out = {"arch": args.arch, "steps": args.steps, "overrides": args.overrides,
            "machine": machine()}
     params = {}
     for path in ("optax", "fused"):
         os.environ["NAS_CPU_OPTIMIZER"] = path
         state = create_state(model, optimizer, jax.random.PRNGKey(0), size, size, mesh)
-        lowered = make_train_step(model, optimizer, loss, mesh).lower(state, batch)
+        lowered = make_train_step(model, optimizer, proxy.loss, mesh).lower(state, batch)
         out[f"{path}_custom_calls"] = lowered.as_text().count("custom_call")
         step, losses = lowered.compile(), []
         for _ in range(args.steps):

@@ -16,7 +16,6 @@ these are the measurements behind the answer in bench/results/search.md.
 from __future__ import annotations
 
 import argparse
-import functools
 import re
 import time
 
@@ -24,14 +23,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from detector_setup import detector
 from json_out import emit, machine
-from proxy_tasks.data import AnchorConfig
-from proxy_tasks.mesh import global_batch, make_mesh
 from proxy_tasks.optim import learning_rate
 from proxy_tasks.presets import get_preset
-from proxy_tasks.training import detection_loss, lower_init, make_train_step, run_init
-from proxy_tasks.trial import build_proxy_model, example_batch, num_classes, proxy_optimizer
-from search_space import builtin_spec
+from proxy_tasks.training import lower_init, make_train_step, run_init
 
 GROUPS = ("kernels", "others")
 
@@ -74,15 +70,10 @@ def main() -> None:
     parser.add_argument("--out", help="JSON file to write (default: print)")
     args = parser.parse_args()
     config = get_preset(args.preset)
-    size = config.image_size
-    model = build_proxy_model(builtin_spec(args.arch), config)
-    total_steps = config.train_images // config.batch_size * config.epochs
-    optimizer = proxy_optimizer(config, total_steps)
-    mesh, rng = make_mesh(), jax.random.PRNGKey(0)
+    size, proxy, rng = config.image_size, detector(args.arch, config), jax.random.PRNGKey(0)
+    model, optimizer, mesh, batch = proxy.model, proxy.optimizer, proxy.mesh, proxy.batch
+    loss_fn, total_steps = proxy.loss, proxy.total_steps
     state = run_init(lower_init(model, optimizer, rng, size, size, mesh), rng)
-    anchors = AnchorConfig(anchor_size=config.anchor_size).anchors(size)
-    batch = global_batch(example_batch(config, len(anchors)), mesh)
-    loss_fn = functools.partial(detection_loss, num_classes=num_classes(config))
 
     def gradient(params, batch_stats, batch):
         def loss_of(params):

@@ -16,7 +16,6 @@ runs them in sequence so each is measured alone. Run it with tcmalloc preloaded
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import re
 import time
@@ -24,14 +23,11 @@ import time
 import jax
 import numpy as np
 
+from detector_setup import detector
 from json_out import emit, machine
-from proxy_tasks.data import AnchorConfig
-from proxy_tasks.mesh import global_batch, make_mesh
+from proxy_tasks.mesh import global_batch
 from proxy_tasks.presets import get_preset, with_overrides
-from proxy_tasks.training import (detection_loss, lower_init, make_detect_step, make_train_step,
-                                  run_init)
-from proxy_tasks.trial import build_proxy_model, example_batch, num_classes, proxy_optimizer
-from search_space import builtin_spec
+from proxy_tasks.training import lower_init, make_detect_step, make_train_step, run_init
 
 
 def timed(fn):
@@ -54,11 +50,8 @@ def main() -> None:
     if config.task != "detection":
         parser.error("--set task: only the detection proxy is measured")
     options = json.loads(args.options)
-    size, classes = config.image_size, num_classes(config)
-    model = build_proxy_model(builtin_spec(args.arch), config)
-    optimizer = proxy_optimizer(config, config.train_images // config.batch_size * config.epochs)
-    mesh, rng = make_mesh(), jax.random.PRNGKey(0)
-    anchors = AnchorConfig(anchor_size=config.anchor_size).anchors(size)
+    size, proxy, rng = config.image_size, detector(args.arch, config), jax.random.PRNGKey(0)
+    model, optimizer, mesh, batch = proxy.model, proxy.optimizer, proxy.mesh, proxy.batch
     result = {}
 
     init, result["init_trace_s"], _ = timed(
@@ -66,10 +59,8 @@ def main() -> None:
     state, result["init_compile_run_s"], result["init_compile_run_cpu_s"] = timed(
         lambda: jax.block_until_ready(run_init(init, rng)))
 
-    batch = global_batch(example_batch(config, len(anchors)), mesh)
-    loss = functools.partial(detection_loss, num_classes=classes)
     lowered, result["train_trace_s"], _ = timed(
-        lambda: make_train_step(model, optimizer, loss, mesh).lower(state, batch))
+        lambda: make_train_step(model, optimizer, proxy.loss, mesh).lower(state, batch))
     step, result["train_compile_s"], result["train_compile_cpu_s"] = timed(
         lambda: lowered.compile(compiler_options=options))
     hlo = step.as_text()
@@ -89,7 +80,7 @@ def main() -> None:
     result["train_step_cpu_s"] = cpu_seconds / args.steps
 
     images = global_batch(np.zeros((config.eval_batch_size, size, size, 3), np.float32), mesh)
-    detect = make_detect_step(model, anchors, classes, mesh,
+    detect = make_detect_step(model, proxy.anchors, proxy.classes, mesh,
                               score_threshold=config.score_threshold)
     lowered, result["detect_trace_s"], _ = timed(lambda: detect.lower(init.out_info, images))
     _, result["detect_compile_s"], result["detect_compile_cpu_s"] = timed(
