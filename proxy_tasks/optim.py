@@ -66,19 +66,17 @@ class AdamW:
         return optax.chain(*_clip(self.clip_norm), adamw)
 
     def fused_step(self, grads, state, params):
-        """`apply_gradients` through `cpu_kernels`' global norm and AdamW step, on the state of
-        `transform()`."""
+        """`apply_gradients` through `cpu_kernels`' AdamW step, on the state of `transform()`:
+        the same scalars as optax's chain, the same arithmetic a parameter, so the same bits."""
         adam, masked, schedule = state[-1]
-        norm = cpu_kernels.global_norm(jax.tree_util.tree_leaves(grads))
-        clip = 1.0
-        if self.clip_norm > 0:
-            clip = jnp.where(norm < self.clip_norm, 1.0, self.clip_norm / norm)
+        norm = optax.tree.norm(grads)
         count = optax.safe_increment(adam.count)
         scalars = jnp.stack([self.rate(schedule.count), 1 - self.b1 ** count,
-                             1 - self.b2 ** count, clip]).astype(jnp.float32)
+                             1 - self.b2 ** count, norm]).astype(jnp.float32)
         treedef = jax.tree_util.tree_structure(params)
         steps = [cpu_kernels.adamw_step(p, g, m, v, scalars, b1=self.b1, b2=self.b2, eps=self.eps,
-                                        decay=self.weight_decay if _is_kernel(p) else 0.0)
+                                        decay=self.weight_decay if _is_kernel(p) else 0.0,
+                                        clip_norm=self.clip_norm)
                  for p, g, m, v in zip(*(treedef.flatten_up_to(t)
                                          for t in (params, grads, adam.mu, adam.nu)))]
         params, mu, nu = (treedef.unflatten(part) for part in zip(*steps))

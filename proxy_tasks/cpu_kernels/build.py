@@ -13,7 +13,8 @@ from proxy_tasks.cpu_kernels.ops import LIBRARY
 
 HERE = Path(__file__).resolve().parent
 SOURCES = [HERE / name for name in ("conv.cc", "pool.cc", "norm.cc")]
-# Compiled on its own: without errno its square roots vectorize (norm.cc's code would change).
+# Compiled on its own: without errno its square roots vectorize (norm.cc's code would change), and
+# the compiler contracts no multiply-adds of its own (adam.cc's are XLA's, as std::fma).
 ADAM, ADAM_OBJECT = HERE / "adam.cc", LIBRARY.parent / "adam.o"
 
 
@@ -30,7 +31,8 @@ def commands() -> list[list[str]]:
     include, lib = prefix_dirs()
     flags = ["g++", "-O3", "-std=c++17", "-fPIC", "-fopenmp", "-isystem", str(include),
              "-isystem", jax.ffi.include_dir()]
-    return [flags + ["-fno-math-errno", "-c", str(ADAM), "-o", str(ADAM_OBJECT)],
+    return [flags + ["-fno-math-errno", "-ffp-contract=off", "-c", str(ADAM), "-o",
+                     str(ADAM_OBJECT)],
             flags + ["-shared", *map(str, SOURCES), str(ADAM_OBJECT), "-o", str(LIBRARY),
                      f"-L{lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib}"]]
 

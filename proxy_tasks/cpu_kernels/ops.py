@@ -31,8 +31,7 @@ SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvIn
            "max_pool_backward": "OnednnMaxPoolBackward",
            "batch_norm_statistics": "BatchNormStatistics",
            "batch_norm_gradient": "BatchNormGradient",
-           "batch_norm_relu_gradient": "BatchNormReluGradient", "adamw_step": "AdamWStep",
-           "global_norm": "GlobalNorm"}
+           "batch_norm_relu_gradient": "BatchNormReluGradient", "adamw_step": "AdamWStep"}
 
 
 @functools.cache
@@ -74,7 +73,7 @@ CPU_OPTIMIZER_PATHS = ("fused", "optax")
 
 
 def fused_optimizer() -> bool:
-    """Whether Adam steps traced now run as `global_norm` and `adamw_step`: `NAS_CPU_OPTIMIZER`
+    """Whether Adam steps traced now run as `adamw_step` calls: `NAS_CPU_OPTIMIZER`
     (`optax`, the default until the fidelity panel has compared the two, or `fused`), on the
     CPU, where the extension is built."""
     path = os.environ.get("NAS_CPU_OPTIMIZER", "optax")
@@ -180,21 +179,17 @@ def batch_norm_grad(x, g, scale, mean, var, epsilon: float, relu=None):
         x, g, scale, mean, var, *relu, epsilon=epsilon)
 
 
-def global_norm(leaves: list):
-    """The global (L2) norm of float32 arrays, summed in double."""
-    library()
-    return jax.ffi.ffi_call("onednn_global_norm", jax.ShapeDtypeStruct((), jnp.float32))(*leaves)
-
-
-def adamw_step(p, g, mu, nu, scalars, *, b1: float, b2: float, eps: float, decay: float):
-    """(p, mu, nu) after one AdamW step of the float32 parameter `p`: its gradient `g` scaled by
-    `scalars[3]` (the clipping), Adam's moments, learning rate `scalars[0]`, bias corrections
-    `scalars[1:3]` and decoupled weight decay `decay`. The results alias p, mu and nu, so a
-    donated state is updated in place."""
+def adamw_step(p, g, mu, nu, scalars, *, b1: float, b2: float, eps: float, decay: float,
+               clip_norm: float):
+    """(p, mu, nu) after one AdamW step of the float32 parameter `p`, as optax's chain computes
+    it: its gradient `g` clipped to the global norm `clip_norm` (0: none), Adam's moments,
+    learning rate `scalars[0]`, bias corrections `scalars[1:3]` (1 - b^t), the gradients' global
+    norm `scalars[3]`, and decoupled weight decay `decay`. The results alias p, mu and
+    nu, so a donated state is updated in place."""
     library()
     shape = jax.ShapeDtypeStruct(p.shape, jnp.float32)
     call = jax.ffi.ffi_call("onednn_adamw_step", (shape,) * 3,
                             input_output_aliases={0: 0, 2: 1, 3: 2})
     return call(p, g, mu, nu, scalars, b1=np.float32(b1), b2=np.float32(b2),
                 one_minus_b1=np.float32(1 - b1), one_minus_b2=np.float32(1 - b2),
-                eps=np.float32(eps), decay=np.float32(decay))
+                eps=np.float32(eps), decay=np.float32(decay), clip_norm=np.float32(clip_norm))

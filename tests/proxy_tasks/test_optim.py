@@ -115,15 +115,17 @@ def test_adam_steps_by_the_normalized_gradient_and_decays_kernels_decoupled():
 
 
 def _fused(monkeypatch, path="fused"):
-    """`apply_gradients` jitted with `NAS_CPU_OPTIMIZER=path`; fails unless the fused call is in
-    the program when asked for."""
+    """`apply_gradients` jitted with `NAS_CPU_OPTIMIZER=path`, compiled at XLA's default backend
+    optimization level as a trial's step is (conftest lowers it for the tests); fails unless the
+    fused call is in the program when asked for."""
     monkeypatch.setenv("NAS_CPU_OPTIMIZER", path)
 
     def step(optimizer, grads, state, params):
-        jitted = jax.jit(lambda g, s, p: apply_gradients(optimizer, g, s, p))
-        assert ("onednn_adamw_step" in jitted.lower(grads, state, params).as_text()) == (
-            path == "fused")
-        return jitted(grads, state, params)
+        lowered = jax.jit(lambda g, s, p: apply_gradients(optimizer, g, s, p)).lower(
+            grads, state, params)
+        assert ("onednn_adamw_step" in lowered.as_text()) == (path == "fused")
+        return lowered.compile(compiler_options={"xla_backend_optimization_level": 3})(
+            grads, state, params)
     return step
 
 
@@ -168,15 +170,19 @@ def test_adam_clips_the_gradients_into_its_moments_and_leaves_zero_gradients_alo
 
 
 @pytest.mark.parametrize("clip_norm", [0.0, 0.5, 2.0])
-def test_fused_adam_follows_optax(monkeypatch, clip_norm):
-    """Ten steps of random gradients, a few large enough to be clipped: the fused call's
-    parameters, moments and norm against optax's own chain (float32 rounding apart)."""
+def test_fused_adam_gives_optax_bits(monkeypatch, clip_norm):
+    """Ten steps of random gradients, a few large enough to be clipped, from the warm-up into the
+    cosine, on parameters shaped like a detector's (kernels, and vectors of 8 or more: XLA
+    compiles arrays of a few elements otherwise): the fused call's parameters, moments and norms
+    equal those of optax's own chain bit for bit (adam.cc computes what XLA compiles it to)."""
     optimizer = make_optimizer(0.01, warmup_steps=3, total_steps=10, momentum=0.9,
                                weight_decay=0.1, clip_norm=clip_norm, optimizer="adam")
     rng = np.random.default_rng(0)
-    params = jax.tree_util.tree_map(lambda p: rng.normal(size=p.shape).astype(np.float32),
-                                    {**PARAMS, "dense": jnp.zeros((40, 30))})
-    grads = [jax.tree_util.tree_map(lambda p: rng.normal(scale=3.0 if k % 3 else 0.1,
+    shapes = {"conv": {"kernel": (3, 3, 8, 13)}, "bn": {"scale": (13,), "bias": (13,)},
+              "head": {"kernel": (40, 32), "bias": (9,)}}
+    params = jax.tree_util.tree_map(lambda shape: rng.normal(size=shape).astype(np.float32),
+                                    shapes, is_leaf=lambda x: isinstance(x, tuple))
+    grads = [jax.tree_util.tree_map(lambda p: rng.normal(scale=3.0 if k % 3 else 0.01,
                                                          size=p.shape).astype(np.float32), params)
              for k in range(10)]
     runs = []
@@ -189,11 +195,9 @@ def test_fused_adam_follows_optax(monkeypatch, clip_norm):
         runs.append((p, s, norms))
     (p_ref, s_ref, n_ref), (p_new, s_new, n_new) = runs
     assert jax.tree_util.tree_structure(s_new) == jax.tree_util.tree_structure(s_ref)
-    np.testing.assert_allclose(n_new, n_ref, rtol=1e-6)
-    for a, b in zip(*map(jax.tree_util.tree_leaves, (p_ref, p_new))):  # steps of ~0.01 each
-        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
-    for a, b in zip(*map(jax.tree_util.tree_leaves, (s_ref, s_new))):  # moments: sums of +-
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6 * np.abs(a).max())
+    assert n_new == n_ref and (clip_norm == 0 or min(n_ref) < clip_norm < max(n_ref))
+    for a, b in zip(*map(jax.tree_util.tree_leaves, ((p_ref, s_ref), (p_new, s_new)))):
+        np.testing.assert_array_equal(b, a)
 
 
 def test_the_optimizer_switch_is_checked(monkeypatch):
