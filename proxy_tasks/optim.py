@@ -1,6 +1,6 @@
 """The proxy optimizer: SGD with momentum or Adam, linear warm-up then cosine or step decay,
 weight decay on kernels, gradient clipping; `apply_gradients` steps it (Adam through
-`proxy_tasks.cpu_kernels`' custom calls where `NAS_CPU_OPTIMIZER=fused`)."""
+`proxy_tasks.cpu_kernels`' custom calls on the CPU unless `NAS_CPU_OPTIMIZER=optax`)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ extension is not built, off the CPU and for dtypes other than float32.
 that makes it (a large one splits its batch over two of XLA's pool threads), so oneDNN adds no
 threads to XLA's (with 2 OpenMP threads, oneDNN's spinning barriers met XLA's busy threads and
 stalled for minutes on 2 cores).
-`NAS_CPU_OPTIMIZER`: `optax` (default) or `fused`, the AdamW step as `adam.cc`'s calls (its
-compile is a custom call a parameter instead of about six kernels: bench/results/search.md).
+`NAS_CPU_OPTIMIZER`: `fused` (default) runs the AdamW step as `adam.cc`'s calls, with optax's
+bits (its compile is a custom call a parameter instead of about six kernels, and its step runs
+faster: bench/results/search.md); `optax` runs optax's chain through XLA.
 """
 
 from __future__ import annotations
@@ -73,10 +74,9 @@ CPU_OPTIMIZER_PATHS = ("fused", "optax")
 
 
 def fused_optimizer() -> bool:
-    """Whether Adam steps traced now run as `adamw_step` calls: `NAS_CPU_OPTIMIZER`
-    (`optax`, the default until the fidelity panel has compared the two, or `fused`), on the
-    CPU, where the extension is built."""
-    path = os.environ.get("NAS_CPU_OPTIMIZER", "optax")
+    """Whether Adam steps traced now run as `adamw_step` calls: `NAS_CPU_OPTIMIZER` (`fused`,
+    the default, or `optax`), on the CPU, where the extension is built."""
+    path = os.environ.get("NAS_CPU_OPTIMIZER", "fused")
     if path not in CPU_OPTIMIZER_PATHS:
         raise ValueError(f"NAS_CPU_OPTIMIZER: {path!r} is not one of {CPU_OPTIMIZER_PATHS}")
     return path == "fused" and library() is not None and jax.default_backend() == "cpu"

@@ -96,4 +96,5 @@ def test_the_fused_adam_step_changes_the_version(monkeypatch):
     monkeypatch.setenv("NAS_CPU_OPTIMIZER", "optax")
     optax_path = run_dir.code_version(PROXY)
     monkeypatch.setenv("NAS_CPU_OPTIMIZER", "fused")
-    assert run_dir.code_version(PROXY) != optax_path  # it rounds differently
+    # Its bits are optax's where XLA compiles the chain as for a detector, not proven everywhere.
+    assert run_dir.code_version(PROXY) != optax_path
