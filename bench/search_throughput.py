@@ -2,14 +2,15 @@
 
     python bench/search_throughput.py concurrency [--trials 6] [--preset default]
     python bench/search_throughput.py step-time [--arch spinenet-49] [--preset default] [--repeats 3]
-    python bench/search_throughput.py run RESULTS_DIR/NAME
+    python bench/search_throughput.py run RESULTS_DIR/NAME [RESULTS_DIR/NAME ...]
 
 `concurrency`: the same architectures (the ResNet-50 seed and its first mutants) searched once
 with one trial at a time on all CPUs and once with one trial per CPU side by side; the
 compilation cache is off, so no trial reuses another's programs. `step-time`: training images
 per second of one architecture in `nas proxy` and inside a Ray worker of `nas search`, the two
 alternated (this machine's speed drifts by 20-40% within an hour; the ratio of the medians).
-`run`: trials per hour and the share of trial time spent compiling, from a run's ledger.
+`run`: trials per hour and the share of trial time spent compiling, from a run's ledger (from
+each run's, for runs side by side).
 Each writes JSON under bench/results/ (or --out).
 """
 
@@ -134,12 +135,14 @@ def main() -> None:
     p.add_argument("--preset", default="default")
     p.add_argument("--repeats", type=int, default=3)
     p = sub.add_parser("run")
-    p.add_argument("folder", type=Path)
+    p.add_argument("folders", type=Path, nargs="+")
     for p in sub.choices.values():
         p.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.mode == "run":
-        result = {"run": str(args.folder), **run_summary(args.folder)}
+    if args.mode == "run" and len(args.folders) == 1:
+        result = {"run": str(args.folders[0]), **run_summary(args.folders[0])}
+    elif args.mode == "run":
+        result = {"runs": {str(folder): run_summary(folder) for folder in args.folders}}
     else:
         result = (concurrency if args.mode == "concurrency" else step_time)(args)
     result["machine"] = machine()
