@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # The CPU kernels: oneDNN convolutions, hand-written batch norm and max-pool (skipped with a message where g++ or oneDNN is missing)
-$(CPU_KERNELS): $(STAMP) proxy_tasks/cpu_kernels/conv.cc proxy_tasks/cpu_kernels/pool.cc proxy_tasks/cpu_kernels/norm.cc proxy_tasks/cpu_kernels/adam.cc proxy_tasks/cpu_kernels/common.h proxy_tasks/cpu_kernels/build.py
+$(CPU_KERNELS): $(STAMP) proxy_tasks/cpu_kernels/conv.cc proxy_tasks/cpu_kernels/pool.cc proxy_tasks/cpu_kernels/norm.cc proxy_tasks/cpu_kernels/adam.cc proxy_tasks/cpu_kernels/threefry.cc proxy_tasks/cpu_kernels/common.h proxy_tasks/cpu_kernels/build.py
 	$(PY) -m proxy_tasks.cpu_kernels.build
 
 search: $(STAMP) $(CPU_KERNELS)

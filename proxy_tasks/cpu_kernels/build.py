@@ -1,6 +1,6 @@
-"""Compiles the oneDNN convolution, max-pool, batch-norm and AdamW custom calls (`conv.cc`,
-`pool.cc`, `norm.cc`, `adam.cc`) against the oneDNN wheels and XLA's FFI headers:
-`python -m proxy_tasks.cpu_kernels.build` (the Makefile runs it after installing)."""
+"""Compiles the oneDNN convolution, max-pool, batch-norm, AdamW and Threefry custom calls
+(`conv.cc`, `pool.cc`, `norm.cc`, `adam.cc`, `threefry.cc`) against the oneDNN wheels and XLA's
+FFI headers: `python -m proxy_tasks.cpu_kernels.build` (the Makefile runs it after installing)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from proxy_tasks.cpu_kernels.ops import LIBRARY
 
 HERE = Path(__file__).resolve().parent
-SOURCES = [HERE / name for name in ("conv.cc", "pool.cc", "norm.cc")]
+SOURCES = [HERE / name for name in ("conv.cc", "pool.cc", "norm.cc", "threefry.cc")]
 # Compiled on its own: without errno its square roots vectorize (norm.cc's code would change), and
 # the compiler contracts no multiply-adds of its own (adam.cc's are XLA's, as std::fma).
 ADAM, ADAM_OBJECT = HERE / "adam.cc", LIBRARY.parent / "adam.o"

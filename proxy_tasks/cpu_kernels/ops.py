@@ -8,9 +8,11 @@ extension is not built, off the CPU and for dtypes other than float32.
 that makes it (a large one splits its batch over two of XLA's pool threads), so oneDNN adds no
 threads to XLA's (with 2 OpenMP threads, oneDNN's spinning barriers met XLA's busy threads and
 stalled for minutes on 2 cores).
+JAX's Threefry-2x32 hash (every random initializer) is `threefry.cc`'s call on the CPU
+wherever the extension is built: the same bits, a fraction of the compile.
 `NAS_CPU_OPTIMIZER`: `fused` (default) runs the AdamW step as `adam.cc`'s calls, with optax's
-bits (its compile is a custom call a parameter instead of about six kernels, and its step runs
-faster: bench/results/search.md); `optax` runs optax's chain through XLA.
+bits (it compiles to a custom call a parameter instead of about six kernels: half the train
+step's compile, bench/results/search.md); `optax` runs optax's chain through XLA.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax._src.random import threefry2x32 as jax_threefry
+from jax.interpreters import mlir
 
 LIBRARY = Path(__file__).resolve().parent / "build" / "libcpu_kernels.so"  # made by `build`
 SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvInputGrad",
@@ -32,7 +36,8 @@ SYMBOLS = {"conv_forward": "OnednnConvForward", "conv_input_grad": "OnednnConvIn
            "max_pool_backward": "OnednnMaxPoolBackward",
            "batch_norm_statistics": "BatchNormStatistics",
            "batch_norm_gradient": "BatchNormGradient",
-           "batch_norm_relu_gradient": "BatchNormReluGradient", "adamw_step": "AdamWStep"}
+           "batch_norm_relu_gradient": "BatchNormReluGradient", "adamw_step": "AdamWStep",
+           "threefry2x32": "Threefry2x32"}
 
 
 @functools.cache
@@ -193,3 +198,22 @@ def adamw_step(p, g, mu, nu, scalars, *, b1: float, b2: float, eps: float, decay
     return call(p, g, mu, nu, scalars, b1=np.float32(b1), b2=np.float32(b2),
                 one_minus_b1=np.float32(1 - b1), one_minus_b2=np.float32(1 - b2),
                 eps=np.float32(eps), decay=np.float32(decay), clip_norm=np.float32(clip_norm))
+
+
+def _threefry2x32(key0, key1, count0, count1):
+    """`threefry.cc`'s call, its operands broadcast to the outputs' shape."""
+    shape = jnp.broadcast_shapes(*(jnp.shape(x) for x in (key0, key1, count0, count1)))
+    out = jax.ShapeDtypeStruct(shape, jnp.uint32)
+    return jax.ffi.ffi_call("onednn_threefry2x32", (out, out))(
+        *(jnp.broadcast_to(x, shape) for x in (key0, key1, count0, count1)))
+
+
+def _threefry2x32_lowering(ctx, *operands):
+    """JAX's threefry2x32 on the CPU as `threefry.cc`'s call, or JAX's own loop where the
+    extension is not built (or there is nothing to hash)."""
+    if library() is None or 0 in ctx.avals_out[0].shape:
+        return jax_threefry._threefry2x32_cpu_lowering_rule(ctx, *operands)
+    return mlir.lower_fun(_threefry2x32, multiple_results=True)(ctx, *operands)
+
+
+mlir.register_lowering(jax_threefry.threefry2x32_p, _threefry2x32_lowering, platform="cpu")
