@@ -16,7 +16,7 @@ using U32Out = ffi::ResultBuffer<ffi::U32>;
 
 inline uint32_t RotateLeft(uint32_t v, int r) { return (v << r) | (v >> (32 - r)); }
 
-// Four rounds with the rotations of `r`, then the key injection number `i`.
+// Four rounds rotating by R0..R3, then the key injection number `i`.
 template <int R0, int R1, int R2, int R3>
 inline void Rounds(uint32_t& x0, uint32_t& x1, uint32_t k0, uint32_t k1, uint32_t i) {
   for (int r : {R0, R1, R2, R3}) {
