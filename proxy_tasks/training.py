@@ -64,6 +64,15 @@ def classification_losses(outputs, batch) -> Dict[str, jnp.ndarray]:
             "accuracy": (logits.argmax(-1) == batch["labels"]).mean()}
 
 
+def step_compiler_options(mesh: Mesh) -> Dict[str, str]:
+    """XLA options of the train and inference steps. On the CPU their reductions stay XLA's
+    own: XNNPACK's split a sum by the threads at hand, so a trial on 1 CPU and on 2 would differ
+    in the last bits, which 768 steps grow into another reward (docs/performance.md)."""
+    if mesh.devices.flat[0].platform != "cpu":
+        return {}
+    return {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
 def make_train_step(model, optimizer: optax.GradientTransformation,
                     loss_fn: Callable, mesh: Mesh):
     """`step(state, batch) -> (state, metrics)`, jitted once with the batch split over `mesh`'s
@@ -82,7 +91,8 @@ def make_train_step(model, optimizer: optax.GradientTransformation,
         return TrainState(state.step + 1, params, batch_stats, opt_state), losses
 
     rep, data = replicated(mesh), batch_sharding(mesh)
-    return jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0)
+    return jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=0,
+                   compiler_options=step_compiler_options(mesh))
 
 
 def _inference_step(model, mesh: Mesh, read_outputs: Callable):
@@ -94,7 +104,7 @@ def _inference_step(model, mesh: Mesh, read_outputs: Callable):
 
     # Outputs replicated: every process of a multi-host trial reads all of them.
     return jax.jit(infer, in_shardings=(replicated(mesh), batch_sharding(mesh)),
-                   out_shardings=replicated(mesh))
+                   out_shardings=replicated(mesh), compiler_options=step_compiler_options(mesh))
 
 
 def make_detect_step(model, anchors, num_classes: int, mesh: Mesh, **detect_kwargs):

@@ -127,7 +127,8 @@ void RunPart(Op op, const Shape& s, float* input, float* kernel, float* output) 
   stream.wait();
 }
 
-// Convolutions of at least this many multiply-adds split the batch over two threads.
+// Convolutions of at least this many multiply-adds split the batch in two, whatever the threads
+// (a kernel gradient sums its halves: the split decides its bits, so the shape alone decides it).
 constexpr int64_t kSplitMacs = 4 << 20;
 
 // Runs `op`, the batch's second half on one of XLA's threads where it is large enough
@@ -136,7 +137,7 @@ ffi::Error Run(ffi::ThreadPool pool, Op op, const Shape& s, float* input, float*
                float* output) {
   return onednn_ops::Guarded("oneDNN convolution", [&] {
     int64_t macs = s.n * s.oh * s.ow * s.f * s.c * s.kh * s.kw;
-    if (s.n < 2 || macs < kSplitMacs || pool.num_threads() < 2) {
+    if (s.n < 2 || macs < kSplitMacs) {
       RunPart(op, s, input, kernel, output);
       return ffi::Error::Success();
     }

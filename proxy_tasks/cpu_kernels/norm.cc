@@ -129,13 +129,14 @@ void InputGrad(const float* __restrict x, const float* __restrict g, int64_t row
   }
 }
 
-// Maps of at least this many values split their rows over two threads.
+// Maps of at least this many values split their rows in two, whatever the threads (the halves'
+// sums are merged: the split decides the bits, so the shape alone decides it).
 constexpr int64_t kSplitValues = 1 << 16;
 
 // Runs `part(begin, end, k)` on rows [0, rows) as one part (k = 0) or two halves (k = 0, 1).
 template <typename Part>
 void OverRows(ffi::ThreadPool& pool, int64_t rows, int64_t c, const Part& part) {
-  if (rows * c < kSplitValues || rows < 2 || pool.num_threads() < 2) return part(0, rows, 0);
+  if (rows * c < kSplitValues || rows < 2) return part(0, rows, 0);
   int64_t half = rows / 2;
   onednn_ops::InTwo(pool, [&](int k) { k == 0 ? part(0, half, 0) : part(half, rows, 1); });
 }
