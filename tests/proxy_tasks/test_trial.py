@@ -18,7 +18,7 @@ from nas.cli import main
 from proxy_tasks.data import EmbeddedConfig, InputConfig, classification_batches
 from proxy_tasks.data.embedded import embedded_classification_sources
 from proxy_tasks.presets import get_preset, with_overrides
-from proxy_tasks.trial import build_proxy_model, run_proxy_trial
+from proxy_tasks.trial import build_proxy_model, load_records, prepare_data, run_proxy_trial
 from search_space import backbone_cost, retinanet_head_cost, write_spec
 from tests.proxy_tasks.tiny_models import TINY_SPEC
 
@@ -137,6 +137,24 @@ def test_classification_trial(tiny, one_device, tmp_path):
         {"params": state["params"], "batch_stats": state["batch_stats"]}, batch["images"])
     accuracy = float(np.mean(np.asarray(logits).argmax(-1) == batch["labels"]))
     assert out["accuracy"] == out["reward"] == reports[0]["accuracy"] == accuracy
+
+
+def test_records_are_decoded_once_and_read_only(tiny):
+    """A process keeps the embedded records it decoded: the same records as the dataset's
+    sources, the same objects on the next call, and arrays no transform can change in place."""
+    kept = load_records(tiny)
+    assert load_records(dataclasses.replace(tiny, epochs=5)) is kept
+    sizes = (tiny.train_images, tiny.holdout_images)
+    for records, source, size in zip(kept, prepare_data(tiny), sizes):
+        assert len(records) == len(source) == size
+        for record, fresh in zip(records, source):
+            for field in dataclasses.fields(record):
+                np.testing.assert_array_equal(getattr(record, field.name),
+                                              getattr(fresh, field.name))
+    record = kept[0][0]
+    for name in ("image", "boxes", "labels", "areas", "is_crowd"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(record, name).flat[0] = 0
 
 
 def test_overrides_parse_types_and_name_bad_keys():
