@@ -129,7 +129,7 @@ class ResourcesSection:
     """What one trial gets: per host CPUs, GPUs and TPU chips, and its number of hosts (one
     process each, placed by `placement`)."""
 
-    cpus: float = 2.0
+    cpus: float = 1.0
     gpus: float = 0.0
     tpus: int = 0
     hosts: int = 1
@@ -161,8 +161,8 @@ class EarlyStoppingSection:
 class SearchConfig:
     """A whole search: what is searched, how, on what proxy, with which resources and budget.
 
-    The defaults are `make search`: 5 trials of the `default` proxy, one at a time on 2 cores
-    (two side by side with a core each took twice as long each; bench/results/search.md)."""
+    The defaults are `make search`: 5 trials of the `default` proxy, two at a time with a core
+    each (one core trains a trial almost as fast as two; bench/results/search.md)."""
 
     space: str = "spinenet-49"
     controller: ControllerSection = ControllerSection()
@@ -173,7 +173,7 @@ class SearchConfig:
     early_stopping: EarlyStoppingSection = EarlyStoppingSection()
     retries: int = 2
     max_trials: int = 5
-    concurrency: int = 1
+    concurrency: int = 2
 
     def __post_init__(self):
         _choice("space", self.space, tuple(SPACES))

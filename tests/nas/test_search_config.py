@@ -63,11 +63,11 @@ proxy:
   preset: tiny
   set: [score_threshold=0.0, epochs=2, checkpoint_dir=none]
   seeds: [0, 1]
-resources: {cpus: 2.0, gpus: 0.0, tpus: 0, hosts: 1, placement: STRICT_SPREAD}
+resources: {cpus: 1.0, gpus: 0.0, tpus: 0, hosts: 1, placement: STRICT_SPREAD}
 early_stopping: {enabled: false, grace_epochs: 1, reduction_factor: 3}
 retries: 2
 max_trials: 5
-concurrency: 1
+concurrency: 2
 """
 OLD_PROXY = {"preset": "tiny", "set": ["score_threshold=0.0", "epochs=2", "checkpoint_dir=none"],
              "seeds": [0, 1]}
