@@ -155,8 +155,7 @@ def test_trial_over_two_hosts_trains_like_one_process(tiny_run, env, tmp_path):
     # Each process fed half of every global batch: the first epoch's losses (both steps at the
     # initial parameters: the warm-up's first step has learning rate 0) are one device's on the
     # whole batch, up to the order of the cross-device sums. Later epochs and AP are not
-    # compared: in the tiny proxy rounding alone moves them (one thread against two in one
-    # process: first-step gradient norms 5.0 and 6.7, epoch-2 loss 0.3% apart, AP 50%);
+    # compared: in the tiny proxy the cross-process sums' rounding alone moves them;
     # tests/proxy_tasks/test_multiprocess.py compares the trained parameters of two processes and one.
     for key in ("train_loss", "train_cls_loss", "train_box_loss"):
         np.testing.assert_allclose(epochs[0][key], one_epochs[0][key], rtol=1e-5)
